@@ -1,0 +1,222 @@
+"""Saving and loading a fitted pipeline with its metadata, as one checked file.
+
+An artifact is a zip file holding two members:
+
+- ``metadata.json``: what the model is and where it came from (training and validation data
+  with their sha256 and row counts, metrics, library versions, creation time) and the sha256 of
+  the pickled pipeline;
+- ``pipeline.pkl``: the pickled scikit-learn pipeline.
+
+Loading reads the metadata first, refuses a pipeline pickled under another scikit-learn version
+(unpickling across versions is unsupported: scikit-learn "Model persistence" docs) unless the
+caller allows it, and checks the pickle's sha256 before unpickling it. Unpickling runs code:
+load only artifacts you or your pipeline made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import pickle
+import platform
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+from sklearn.pipeline import Pipeline
+
+from duration_core.datasets import file_sha256
+from duration_core.errors import (
+    ChecksumMismatchError,
+    IncompatibleModelError,
+    ModelArtifactError,
+)
+
+logger = logging.getLogger(__name__)
+
+ARTIFACT_FORMAT = "duration-core-model/1"
+_METADATA = "metadata.json"
+_PIPELINE = "pipeline.pkl"
+_VERSIONED = ("duration-core", "scikit-learn", "pandas", "numpy", "pyarrow", "scipy")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A pipeline read back from an artifact.
+
+    Attributes:
+        pipeline: The fitted pipeline; ``predict`` takes raw rides, returns minutes ``(n,)``.
+        metadata: The artifact's ``metadata.json``.
+        path: The artifact file.
+        sha256: Hex sha256 of the whole artifact file.
+    """
+
+    pipeline: Pipeline
+    metadata: dict[str, Any]
+    path: Path
+    sha256: str
+
+    @property
+    def version(self) -> str:
+        """Short model version: the first 12 hex digits of the artifact's sha256."""
+        return self.sha256[:12]
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries that shape a pickled pipeline, and Python's."""
+    versions = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def save_model(
+    pipeline: Pipeline, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None
+) -> str:
+    """Write ``pipeline`` and ``metadata`` to ``path`` atomically; return the file's sha256.
+
+    ``metadata`` is extended with the format, creation time (UTC), library versions and the
+    pickle's sha256. The file is written beside ``path`` and renamed into place, so a reader
+    never sees half an artifact and a failed save leaves an older artifact untouched.
+
+    Raises:
+        ModelArtifactError: ``metadata`` is not JSON-serialisable.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    payload = pickle.dumps(pipeline, protocol=pickle.HIGHEST_PROTOCOL)
+    full = {
+        **(metadata or {}),
+        "format": ARTIFACT_FORMAT,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions": library_versions(),
+        "pipeline_sha256": hashlib.sha256(payload).hexdigest(),
+    }
+    try:
+        text = json.dumps(full, indent=2, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ModelArtifactError(f"model metadata is not JSON-serialisable: {exc}") from None
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(_METADATA, text)
+            zf.writestr(_PIPELINE, payload)
+        Path(tmp_name).replace(target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    digest = file_sha256(target)
+    logger.info("saved model %s (sha256 %s)", target, digest[:12])
+    return digest
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The artifact's metadata, without unpickling anything.
+
+    Raises:
+        ModelArtifactError: The file is missing, not an artifact, or its metadata is unreadable.
+    """
+    path = Path(path)
+    with _open(_read_bytes(path), path) as zf:
+        return _metadata(zf, path)
+
+
+def load_model(
+    path: str | os.PathLike[str],
+    *,
+    expected_sha256: str | None = None,
+    allow_version_mismatch: bool = False,
+) -> LoadedModel:
+    """Read an artifact written by :func:`save_model` and check it.
+
+    Args:
+        path: The artifact file.
+        expected_sha256: When given, the whole file's sha256 must start with it (a full digest
+            or a prefix of at least 12 hex digits, as printed by ``duration-train``).
+        allow_version_mismatch: Load a pipeline pickled under another scikit-learn version
+            (logged as a warning). Predictions may differ or fail; for experiments only.
+
+    Raises:
+        ModelArtifactError: Missing file, not an artifact, damaged zip or unreadable pickle.
+        ChecksumMismatchError: The pickle's sha256 differs from the one recorded in the
+            metadata, or the file's from ``expected_sha256``.
+        IncompatibleModelError: Saved under another scikit-learn version (both are named).
+    """
+    path = Path(path)
+    data = _read_bytes(path)
+    digest = hashlib.sha256(data).hexdigest()
+    if expected_sha256 is not None:
+        expected = expected_sha256.lower()
+        if len(expected) < 12 or not digest.startswith(expected):
+            raise ChecksumMismatchError(
+                f"{path}: sha256 {digest} does not match the expected {expected}"
+            )
+    with _open(data, path) as zf:
+        meta = _metadata(zf, path)
+        saved = meta.get("versions", {}).get("scikit-learn", "unknown")
+        installed = library_versions()["scikit-learn"]
+        if saved != installed:
+            message = (
+                f"{path} was saved with scikit-learn {saved}, but {installed} is installed; "
+                "retrain the model, or install the same version"
+            )
+            if not allow_version_mismatch:
+                raise IncompatibleModelError(message)
+            logger.warning("%s (loading anyway, as allowed)", message)
+        try:
+            payload = zf.read(_PIPELINE)
+        except (KeyError, zipfile.BadZipFile, OSError) as exc:
+            raise ModelArtifactError(f"{path}: cannot read the pipeline: {exc}") from None
+    actual = hashlib.sha256(payload).hexdigest()
+    if actual != meta.get("pipeline_sha256"):
+        raise ChecksumMismatchError(
+            f"{path}: the pipeline's sha256 {actual[:12]} differs from the recorded "
+            f"{str(meta.get('pipeline_sha256'))[:12]}: the artifact is damaged or was altered"
+        )
+    try:
+        pipeline = pickle.loads(payload)  # noqa: S301 (checked above; trusted artifacts only)
+    except Exception as exc:  # unpickling can raise almost anything
+        raise ModelArtifactError(f"{path}: cannot unpickle the pipeline: {exc}") from None
+    if not isinstance(pipeline, Pipeline):
+        raise ModelArtifactError(f"{path}: holds a {type(pipeline).__name__}, not a Pipeline")
+    return LoadedModel(pipeline=pipeline, metadata=meta, path=path, sha256=digest)
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ModelArtifactError(f"model file not found: {path}") from None
+    except OSError as exc:
+        raise ModelArtifactError(f"cannot read model file {path}: {exc.strerror}") from None
+
+
+def _open(data: bytes, path: Path) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise ModelArtifactError(
+            f"{path} is not a duration-core model artifact (not a zip file)"
+        ) from None
+
+
+def _metadata(zf: zipfile.ZipFile, path: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads(zf.read(_METADATA))
+    except KeyError:
+        raise ModelArtifactError(f"{path} has no {_METADATA}: not a model artifact") from None
+    except (ValueError, zipfile.BadZipFile, OSError) as exc:
+        raise ModelArtifactError(f"{path}: unreadable {_METADATA}: {exc}") from None
+    if not isinstance(meta, dict) or meta.get("format") != ARTIFACT_FORMAT:
+        raise ModelArtifactError(f"{path}: unknown artifact format (expected {ARTIFACT_FORMAT})")
+    return meta

@@ -1,0 +1,156 @@
+"""The feature step: raw ride records in, the course's features out.
+
+It is the first step of the model pipeline (:func:`duration_core.model.build_pipeline`), so a
+service passes the records it receives and training and serving cannot drift apart.
+
+Features (DataTalksClub mlops-zoomcamp, ``01-intro/duration-prediction.ipynb``):
+``PU_DO`` = pickup zone + ``"_"`` + dropoff zone as a category (e.g. ``"43_151"``), and
+``trip_distance`` in miles. A missing zone becomes the token :data:`MISSING_ZONE`, its own
+category, never ``"nan"`` or ``"132.0"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from duration_core.errors import InvalidRidesError, TripDataError
+from duration_core.trips import location_ids
+
+#: The raw fields a ride record needs (the request body of the level-1 service).
+RIDE_FIELDS = ("PULocationID", "DOLocationID", "trip_distance")
+
+#: The features the step produces, in column order.
+FEATURE_COLUMNS = ("PU_DO", "trip_distance")
+
+#: Category token for a pickup or dropoff zone that is null in the records.
+MISSING_ZONE = "missing"
+
+Rides = pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Any]
+
+
+def rides_frame(rides: Rides) -> pd.DataFrame:
+    """Ride records as a DataFrame: a DataFrame as is, a dict as one row, a list of dicts.
+
+    Raises:
+        InvalidRidesError: ``rides`` is none of those, is empty, or lacks one of
+            :data:`RIDE_FIELDS` (the message names the field).
+    """
+    if isinstance(rides, pd.DataFrame):
+        frame = rides
+    elif isinstance(rides, Mapping):
+        frame = pd.DataFrame.from_records([rides])
+    elif isinstance(rides, Sequence) and not isinstance(rides, str | bytes):
+        if not all(isinstance(r, Mapping) for r in rides):
+            raise InvalidRidesError("rides must be a DataFrame, a dict or a list of dicts")
+        frame = pd.DataFrame.from_records(list(rides))
+    else:
+        raise InvalidRidesError(
+            f"rides must be a DataFrame, a dict or a list of dicts, not {type(rides).__name__}"
+        )
+    if frame.empty:
+        raise InvalidRidesError("no rides given")
+    missing = [f for f in RIDE_FIELDS if f not in frame.columns]
+    if missing:
+        raise InvalidRidesError(f"ride records lack the field {missing[0]!r}")
+    return frame
+
+
+def zone_ids(values: pd.Series, *, name: str) -> pd.Series:
+    """Zone IDs as nullable ``Int64`` (see :func:`duration_core.trips.location_ids`).
+
+    Raises:
+        InvalidRidesError: A value is not a whole number; the message names the field.
+    """
+    try:
+        return location_ids(values, name=name)
+    except TripDataError as exc:
+        raise InvalidRidesError(str(exc)) from None
+
+
+def zone_token(zone: object) -> str:
+    """One zone's category token: ``132`` -> ``"132"``, null -> :data:`MISSING_ZONE`."""
+    return MISSING_ZONE if pd.isna(zone) else str(int(zone))
+
+
+def pair_tokens(pickup: pd.Series, dropoff: pd.Series) -> np.ndarray:
+    """``PU_DO`` tokens such as ``"43_151"``, an object array of shape ``(n,)``.
+
+    The string is built once per distinct pair (about 13,000 in a green month), not per ride,
+    and the array holds references to those strings.
+    """
+    pu_codes, pu_zones = pd.factorize(pickup, use_na_sentinel=False)
+    do_codes, do_zones = pd.factorize(dropoff, use_na_sentinel=False)
+    width = max(len(do_zones), 1)
+    pair_codes, pairs = pd.factorize(pu_codes.astype("int64") * width + do_codes)
+    tokens = np.array(
+        [f"{zone_token(pu_zones[p // width])}_{zone_token(do_zones[p % width])}" for p in pairs],
+        dtype=object,
+    )
+    return tokens[pair_codes]
+
+
+def build_features(rides: Rides) -> pd.DataFrame:
+    """The course's features from raw rides.
+
+    Args:
+        rides: ``n`` ride records with :data:`RIDE_FIELDS` (other fields are ignored).
+
+    Returns:
+        ``n`` rows with columns ``PU_DO`` (object dtype, str values) and ``trip_distance``
+        (float64, miles), in the order of the input.
+
+    Raises:
+        InvalidRidesError: A field is missing, a zone is not a whole number, or a distance is
+            not a finite number.
+    """
+    frame = rides_frame(rides)
+    pu = zone_ids(frame["PULocationID"], name="PULocationID")
+    do = zone_ids(frame["DOLocationID"], name="DOLocationID")
+    try:
+        distance = pd.to_numeric(frame["trip_distance"]).to_numpy(dtype="float64", na_value=np.nan)
+    except (TypeError, ValueError):
+        raise InvalidRidesError("trip_distance must be a number of miles") from None
+    bad = ~np.isfinite(distance)
+    if bad.any():
+        raise InvalidRidesError(
+            f"trip_distance must be a finite number of miles; {int(bad.sum()):,} of "
+            f"{len(distance):,} rides have none (first at row {int(np.argmax(bad))})"
+        )
+    # object dtype on purpose: OneHotEncoder converts pandas' string dtype back to it anyway.
+    return pd.DataFrame(
+        {
+            "PU_DO": pd.Series(pair_tokens(pu, do), index=frame.index, dtype=object),
+            "trip_distance": pd.Series(distance, index=frame.index),
+        }
+    )
+
+
+class RideFeatures(TransformerMixin, BaseEstimator):
+    """scikit-learn transformer wrapping :func:`build_features`; it learns nothing.
+
+    ``transform`` takes a DataFrame or a list of ride dicts (shape ``(n,)`` records) and
+    returns a DataFrame of shape ``(n, 2)``: ``PU_DO`` and ``trip_distance``.
+    """
+
+    def fit(self, X: Rides, y: object = None) -> RideFeatures:  # noqa: N803 (sklearn API)
+        """Nothing to learn; checks that ``X`` holds usable rides."""
+        rides_frame(X)
+        return self
+
+    def transform(self, X: Rides) -> pd.DataFrame:  # noqa: N803 (sklearn API)
+        """See :func:`build_features`."""
+        return build_features(X)
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        """``["PU_DO", "trip_distance"]``."""
+        return np.asarray(FEATURE_COLUMNS, dtype=object)
+
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        return tags
