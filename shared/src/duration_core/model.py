@@ -4,9 +4,10 @@ Steps:
 
 1. ``features``: :class:`~duration_core.features.RideFeatures` builds ``PU_DO`` and
    ``trip_distance`` from raw ride records.
-2. ``encode``: a sparse one-hot encoding of ``PU_DO`` (categories sorted as strings, unknown
-   pairs encoded as all zeros) followed by ``trip_distance`` as is. The columns come out in the
-   order the course's ``DictVectorizer`` gives them, so the fit is the course's fit.
+2. ``encode``: :class:`~duration_core.encoding.RideVectorizer`, a sparse one-hot encoding of
+   ``PU_DO`` (pairs sorted as strings; a pair not seen in training gets no one-hot entry)
+   followed by ``trip_distance``: the very matrix of the course's ``DictVectorizer``, so the
+   fit is the course's fit, at a per-request cost a web service can afford.
 3. ``regressor``: ``LinearRegression`` (the course's baseline), ``Lasso`` or ``Ridge``.
 
 ``pipeline.predict(rides)`` takes a DataFrame or a list of ride dicts and returns minutes,
@@ -20,11 +21,10 @@ from collections.abc import Callable
 from typing import Any
 
 from sklearn.base import RegressorMixin
-from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import Lasso, LinearRegression, Ridge
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder
 
+from duration_core.encoding import RideVectorizer
 from duration_core.features import RideFeatures
 
 #: Regressors by name, with the course's settings (Lasso alpha 0.01: 02-experiment-tracking).
@@ -33,18 +33,6 @@ REGRESSORS: dict[str, Callable[..., RegressorMixin]] = {
     "lasso": lambda **params: Lasso(**{"alpha": 0.01, **params}),
     "ridge": lambda **params: Ridge(**{"alpha": 1.0, **params}),
 }
-
-
-def build_encoder() -> ColumnTransformer:
-    """Sparse one-hot of ``PU_DO`` then ``trip_distance``: shape ``(n, n_pairs + 1)``."""
-    return ColumnTransformer(
-        [
-            ("PU_DO", OneHotEncoder(handle_unknown="ignore"), ["PU_DO"]),
-            ("trip_distance", "passthrough", ["trip_distance"]),
-        ],
-        sparse_threshold=1.0,
-        verbose_feature_names_out=False,
-    )
 
 
 def build_pipeline(model: str = "linear", **params: Any) -> Pipeline:
@@ -66,7 +54,7 @@ def build_pipeline(model: str = "linear", **params: Any) -> Pipeline:
     return Pipeline(
         [
             ("features", RideFeatures()),
-            ("encode", build_encoder()),
+            ("encode", RideVectorizer()),
             ("regressor", make_regressor(**params)),
         ]
     )
