@@ -1,0 +1,1 @@
+"""Route modules: ``predict`` (the model) and ``ops`` (health, readiness, model, metrics)."""

@@ -1,0 +1,108 @@
+"""``duration-serve``: run the trip-duration service with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import uvicorn
+from pydantic import ValidationError
+
+from duration_service.config import Settings
+
+EPILOG = """Every option can also be set in the environment as DURATION_<NAME>, e.g.
+DURATION_MODEL_PATH, DURATION_PORT, DURATION_WORKERS, DURATION_MAX_BATCH_SIZE,
+DURATION_MODEL_SHA256, DURATION_LOG_LEVEL. A missing or bad model does not stop the service:
+/health answers 200, /ready and the prediction routes answer 503 with the reason.
+
+example:
+  duration-train --train green:2021-01 --val green:2021-02 --out models/linear.zip
+  duration-serve --model models/linear.zip --port 8000
+  curl -s localhost:8000/predict -H 'content-type: application/json' \\
+       -d '{"PULocationID": 43, "DOLocationID": 151, "trip_distance": 1.5}'
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface of ``duration-serve``."""
+    parser = argparse.ArgumentParser(
+        prog="duration-serve",
+        description="Serve the trip-duration model (minutes) over HTTP with uvicorn.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--model", type=Path, help="model artifact from duration-train (default models/model.zip)"
+    )
+    parser.add_argument(
+        "--host", help="interface to bind (default 127.0.0.1; 0.0.0.0 in a container)"
+    )
+    parser.add_argument("--port", type=int, help="TCP port (default 8000)")
+    parser.add_argument("--workers", type=int, help="worker processes (default 1)")
+    parser.add_argument(
+        "--max-batch-size", type=int, help="most rides per /predict/batch (default 10000)"
+    )
+    parser.add_argument(
+        "--model-sha256", help="refuse any artifact whose sha256 does not start with this"
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error", "critical"],
+        help="default info",
+    )
+    parser.add_argument(
+        "--access-log", action=argparse.BooleanOptionalAction, default=None,
+        help="log every request (default off; /metrics counts requests)",
+    )  # fmt: skip
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``duration-serve``; returns the exit code (2 for bad options)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    overrides = {
+        "model_path": args.model,
+        "host": args.host,
+        "port": args.port,
+        "workers": args.workers,
+        "max_batch_size": args.max_batch_size,
+        "model_sha256": args.model_sha256,
+        "log_level": args.log_level,
+        "access_log": args.access_log,
+    }
+    try:
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        parser.error(problems)
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # Worker processes build the app from the environment, so pass the settings through it.
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            os.environ[f"DURATION_{name.upper()}"] = str(value)
+    if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="duration-metrics-")
+    uvicorn.run(
+        "duration_service.main:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        access_log=settings.access_log,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
