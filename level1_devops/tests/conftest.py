@@ -7,10 +7,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from duration_service import Settings, create_app
 from fastapi.testclient import TestClient
 
 from duration_core import LoadedModel, load_model, save_model, train_model
+from duration_service import Settings, create_app
 
 
 @pytest.fixture(scope="session")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_api import sample
 
 from duration_core import LoadedModel, read_trips
+from test_api import sample
 
 SERVE = str(Path(sys.executable).with_name("duration-serve"))
 CLEAN_EXIT = (0, -signal.SIGTERM)
