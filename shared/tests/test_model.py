@@ -146,7 +146,7 @@ def test_features_are_the_course_features() -> None:
 @pytest.mark.parametrize(
     ("rides", "message"),
     [
-        ([{"PULocationID": 43, "trip_distance": 1.0}], "lack the field 'DOLocationID'"),
+        ([{"PULocationID": 43, "trip_distance": 1.0}], "ride 0 lacks the field 'DOLocationID'"),
         ([{**RIDE, "trip_distance": float("nan")}], "trip_distance must be a finite number"),
         ([{**RIDE, "trip_distance": float("inf")}], "trip_distance must be a finite number"),
         ([{**RIDE, "trip_distance": "far"}], "trip_distance must be a number of miles"),

@@ -105,7 +105,7 @@ def test_each_service_spelling_is_read(write_trips, service: str, columns) -> No
     }
     if distance:
         data[distance] = pa.array([2.0])
-    data_ = load_trips(write_trips(**data))
+    data_ = load_trips(write_trips(**data), require_distance=distance is not None)
     assert data_.service == service
     ride = data_.rides.iloc[0]
     assert ride["duration"] == pytest.approx(12.5)

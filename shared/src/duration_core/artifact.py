@@ -32,6 +32,7 @@ from typing import Any
 
 from sklearn.pipeline import Pipeline
 
+from duration_core._io import default_file_mode
 from duration_core.datasets import file_sha256
 from duration_core.errors import (
     ChecksumMismatchError,
@@ -90,10 +91,24 @@ def save_model(
     never sees half an artifact and a failed save leaves an older artifact untouched.
 
     Raises:
-        ModelArtifactError: ``metadata`` is not JSON-serialisable.
+        ModelArtifactError: ``pipeline`` is not a Pipeline, ``metadata`` is not
+            JSON-serialisable, ``path`` is a folder or a file that is not a model artifact
+            (a training file, say: it is never overwritten), or the file cannot be written.
     """
+    if not isinstance(pipeline, Pipeline):
+        raise ModelArtifactError(
+            f"can only save a scikit-learn Pipeline, not {type(pipeline).__name__}"
+        )
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if str(path).strip() == "" or target.is_dir():
+        raise ModelArtifactError(f"model path {str(path)!r} is a folder, not a file name")
+    if target.exists():
+        try:
+            read_metadata(target)
+        except ModelArtifactError:
+            raise ModelArtifactError(
+                f"refusing to overwrite {target}: it is not a duration-core model artifact"
+            ) from None
     payload = pickle.dumps(pipeline, protocol=pickle.HIGHEST_PROTOCOL)
     full = {
         **(metadata or {}),
@@ -106,14 +121,23 @@ def save_model(
         text = json.dumps(full, indent=2, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ModelArtifactError(f"model metadata is not JSON-serialisable: {exc}") from None
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise ModelArtifactError(f"cannot write {target}: {exc.strerror or exc}") from None
+    tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf:
             zf.writestr(_METADATA, text)
             zf.writestr(_PIPELINE, payload)
-        Path(tmp_name).replace(target)
+        tmp.chmod(default_file_mode())
+        tmp.replace(target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ModelArtifactError(f"cannot write {target}: {exc.strerror or exc}") from None
     except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     digest = file_sha256(target)
     logger.info("saved model %s (sha256 %s)", target, digest[:12])
@@ -163,7 +187,7 @@ def load_model(
             )
     with _open(data, path) as zf:
         meta = _metadata(zf, path)
-        saved = meta.get("versions", {}).get("scikit-learn", "unknown")
+        saved = meta["versions"].get("scikit-learn", "unknown")
         installed = library_versions()["scikit-learn"]
         if saved != installed:
             message = (
@@ -175,8 +199,12 @@ def load_model(
             logger.warning("%s (loading anyway, as allowed)", message)
         try:
             payload = zf.read(_PIPELINE)
-        except (KeyError, zipfile.BadZipFile, OSError) as exc:
-            raise ModelArtifactError(f"{path}: cannot read the pipeline: {exc}") from None
+        except KeyError:
+            raise ModelArtifactError(f"{path} has no {_PIPELINE}: not a model artifact") from None
+        except Exception as exc:  # zlib.error, NotImplementedError, RuntimeError, ...
+            raise ModelArtifactError(
+                f"{path} is damaged: cannot read the pipeline ({exc})"
+            ) from None
     actual = hashlib.sha256(payload).hexdigest()
     if actual != meta.get("pipeline_sha256"):
         raise ChecksumMismatchError(
@@ -215,8 +243,12 @@ def _metadata(zf: zipfile.ZipFile, path: Path) -> dict[str, Any]:
         meta = json.loads(zf.read(_METADATA))
     except KeyError:
         raise ModelArtifactError(f"{path} has no {_METADATA}: not a model artifact") from None
-    except (ValueError, zipfile.BadZipFile, OSError) as exc:
-        raise ModelArtifactError(f"{path}: unreadable {_METADATA}: {exc}") from None
+    except Exception as exc:  # bad JSON, zlib.error, an unsupported or encrypted member
+        raise ModelArtifactError(f"{path} is damaged: unreadable {_METADATA} ({exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != ARTIFACT_FORMAT:
         raise ModelArtifactError(f"{path}: unknown artifact format (expected {ARTIFACT_FORMAT})")
+    if not isinstance(meta.get("versions"), dict) or not isinstance(
+        meta.get("pipeline_sha256"), str
+    ):
+        raise ModelArtifactError(f"{path}: {_METADATA} lacks its versions or pipeline_sha256")
     return meta

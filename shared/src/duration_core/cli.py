@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from duration_core.artifact import save_model
-from duration_core.errors import DurationCoreError
+from duration_core.artifact import read_metadata, save_model
+from duration_core.errors import DurationCoreError, ModelArtifactError
 from duration_core.model import REGRESSORS
 from duration_core.training import train_model
 from duration_core.trips import MAX_DURATION_MINUTES, MIN_DURATION_MINUTES
@@ -26,6 +27,17 @@ SOURCE is a parquet file path or a month SERVICE:YYYY-MM (service: yellow, green
 fhvhv). A month is read from the package's bundled sample (green 2021-01..03), else from
 the cache folder, else downloaded from the TLC's public trip-data address.
 """
+
+
+def minutes(text: str) -> float:
+    """argparse type: a finite, non-negative number of minutes."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of minutes") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of minutes >= 0")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,14 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--min-duration",
-        type=float,
+        type=minutes,
         default=MIN_DURATION_MINUTES,
         metavar="MINUTES",
         help="shortest ride kept, minutes (default %(default)g, the course's filter)",
     )
     parser.add_argument(
         "--max-duration",
-        type=float,
+        type=minutes,
         default=MAX_DURATION_MINUTES,
         metavar="MINUTES",
         help="longest ride kept, minutes (default %(default)g, the course's filter)",
@@ -114,8 +126,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.alpha is not None and args.model == "linear":
         parser.error("--alpha applies to --model lasso or ridge, not linear")
+    if args.min_duration > args.max_duration:
+        parser.error("--min-duration must not exceed --max-duration")
     params = {"alpha": args.alpha} if args.alpha is not None else {}
     try:
+        if args.out.exists():  # fail before training, not after: never overwrite data files
+            try:
+                read_metadata(args.out)
+            except ModelArtifactError:
+                raise ModelArtifactError(
+                    f"refusing to overwrite {args.out}: it is not a duration-core model artifact"
+                ) from None
         result = train_model(
             args.train,
             args.val,

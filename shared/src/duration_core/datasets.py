@@ -22,9 +22,17 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from duration_core.errors import DatasetSpecError, DownloadError, TripFileNotFoundError
+from duration_core._io import default_file_mode
+from duration_core.errors import (
+    DatasetSpecError,
+    DownloadError,
+    TripDataError,
+    TripFileNotFoundError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +162,8 @@ def resolve_month(
     cached = cache / month.filename
     if cached.is_file():
         return cached
+    if cached.exists():
+        raise TripDataError(f"{cached} is in the way of {month}: it exists but is not a file")
     if not download:
         raise TripFileNotFoundError(
             f"{month} is not bundled and not in the cache {cache}; allow downloads or put "
@@ -184,11 +194,14 @@ def download_month(
     if not url.startswith(("http://", "https://")):
         raise DownloadError(f"refusing to download {url}: only http(s) addresses are allowed")
     cache = Path(cache_dir)
-    cache.mkdir(parents=True, exist_ok=True)
     target = cache / month.filename
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=cache, prefix=f".{month.filename}.", suffix=".part")
+    except OSError as exc:
+        raise DownloadError(f"cannot write to the cache folder {cache}: {exc.strerror}") from None
     logger.info("downloading %s from %s", month, url)
     request = urllib.request.Request(url, headers={"User-Agent": "duration-core"})  # noqa: S310
-    fd, tmp_name = tempfile.mkstemp(dir=cache, prefix=f".{month.filename}.", suffix=".part")
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
@@ -197,9 +210,13 @@ def download_month(
             raise DownloadError(
                 f"download of {url} was interrupted: got {received:,} of {expected:,} bytes"
             )
-        if not _looks_like_parquet(tmp):
+        if not _is_parquet(tmp):
             raise DownloadError(f"{url} did not return a parquet file ({received:,} bytes)")
+        tmp.chmod(default_file_mode())
         tmp.replace(target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DownloadError(f"cannot save {month} to {target}: {exc.strerror or exc}") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -207,11 +224,23 @@ def download_month(
     return target
 
 
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects to http(s) addresses only (urllib would also follow ftp://)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        if not newurl.lower().startswith(("http://", "https://")):
+            raise DownloadError(f"{req.full_url} redirected to {newurl}: only http(s) is allowed")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_opener = urllib.request.build_opener(_HttpOnlyRedirects)
+
+
 def _stream(request, out, url: str, *, progress: bool, timeout: float) -> tuple[int, int | None]:
     """Copy the response body to ``out``; return (bytes received, Content-Length or None)."""
     received = 0
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (http(s) only)
+        with _opener.open(request, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
             expected = int(length) if length and length.isdigit() else None
             with tqdm(
@@ -233,12 +262,14 @@ def _stream(request, out, url: str, *, progress: bool, timeout: float) -> tuple[
         raise DownloadError(
             f"download of {url} was interrupted after {received + len(exc.partial):,} bytes"
         ) from None
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-        raise DownloadError(f"could not download {url}: {exc}") from None
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise DownloadError(f"could not download {url}: {reason}") from None
     return received, expected
 
 
-def _looks_like_parquet(path: Path) -> bool:
+def _is_parquet(path: Path) -> bool:
+    """True when the file has the parquet magic at both ends and a readable footer."""
     size = path.stat().st_size
     if size < 12:
         return False
@@ -246,7 +277,13 @@ def _looks_like_parquet(path: Path) -> bool:
         head = handle.read(4)
         handle.seek(-4, os.SEEK_END)
         tail = handle.read(4)
-    return head == _PARQUET_MAGIC and tail == _PARQUET_MAGIC
+    if head != _PARQUET_MAGIC or tail != _PARQUET_MAGIC:
+        return False
+    try:
+        pq.read_metadata(path)
+    except (pa.ArrowException, OSError):
+        return False
+    return True
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

@@ -42,11 +42,23 @@ def rides_frame(rides: Rides) -> pd.DataFrame:
     """
     if isinstance(rides, pd.DataFrame):
         frame = rides
+        if frame.columns.duplicated().any():
+            duplicated = frame.columns[frame.columns.duplicated()][0]
+            raise InvalidRidesError(f"the rides have several columns named {duplicated!r}")
     elif isinstance(rides, Mapping):
+        if any(not pd.api.types.is_scalar(rides.get(f)) for f in RIDE_FIELDS):
+            raise InvalidRidesError(
+                "a ride dict holds one ride: its fields must be single values "
+                "(pass a list of dicts or a DataFrame for several rides)"
+            )
         frame = pd.DataFrame.from_records([rides])
     elif isinstance(rides, Sequence) and not isinstance(rides, str | bytes):
-        if not all(isinstance(r, Mapping) for r in rides):
-            raise InvalidRidesError("rides must be a DataFrame, a dict or a list of dicts")
+        for row, ride in enumerate(rides):
+            if not isinstance(ride, Mapping):
+                raise InvalidRidesError("rides must be a DataFrame, a dict or a list of dicts")
+            for name in RIDE_FIELDS:
+                if name not in ride:
+                    raise InvalidRidesError(f"ride {row} lacks the field {name!r}")
         frame = pd.DataFrame.from_records(list(rides))
     else:
         raise InvalidRidesError(
@@ -111,9 +123,14 @@ def build_features(rides: Rides) -> pd.DataFrame:
     frame = rides_frame(rides)
     pu = zone_ids(frame["PULocationID"], name="PULocationID")
     do = zone_ids(frame["DOLocationID"], name="DOLocationID")
+    miles = frame["trip_distance"]
     try:
-        distance = pd.to_numeric(frame["trip_distance"]).to_numpy(dtype="float64", na_value=np.nan)
-    except (TypeError, ValueError):
+        if miles.dtype.kind in "mMb" or (
+            miles.dtype == object and any(isinstance(v, bool | np.bool_) for v in miles)
+        ):
+            raise TypeError("not a number of miles")
+        distance = pd.to_numeric(miles).to_numpy(dtype="float64", na_value=np.nan)
+    except (TypeError, ValueError, OverflowError):
         raise InvalidRidesError("trip_distance must be a number of miles") from None
     bad = ~np.isfinite(distance)
     if bad.any():

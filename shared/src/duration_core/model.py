@@ -43,7 +43,7 @@ def build_pipeline(model: str = "linear", **params: Any) -> Pipeline:
         **params: Passed to the regressor (e.g. ``alpha=0.1``).
 
     Raises:
-        ValueError: ``model`` is not a known regressor.
+        ValueError: ``model`` is not a known regressor, or a parameter is not one of its own.
     """
     try:
         make_regressor = REGRESSORS[model]
@@ -51,10 +51,14 @@ def build_pipeline(model: str = "linear", **params: Any) -> Pipeline:
         raise ValueError(
             f"unknown model {model!r}: expected one of {', '.join(REGRESSORS)}"
         ) from None
+    try:
+        regressor = make_regressor(**params)
+    except TypeError as exc:
+        raise ValueError(f"bad parameter for model {model!r}: {exc}") from None
     return Pipeline(
         [
             ("features", RideFeatures()),
             ("encode", RideVectorizer()),
-            ("regressor", make_regressor(**params)),
+            ("regressor", regressor),
         ]
     )

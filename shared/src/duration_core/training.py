@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -97,7 +98,8 @@ def train_model(
         validation RMSE 7.7587 minutes (course: 7.758715).
 
     Raises:
-        ValueError: Unknown ``model``, or validation data that is the same file as training.
+        ValueError: Unknown ``model`` or parameter, a training file given twice, or validation
+            data with the same bytes as a training file.
         DurationCoreError: Any error of :func:`duration_core.trips.load_trips`.
     """
     sources = [train] if isinstance(train, str | os.PathLike | TripMonth) else list(train)
@@ -116,8 +118,18 @@ def train_model(
     train_data = [load_trips(s, **options) for s in sources]
     val_data = load_trips(val, **options)
     timings["read"] = time.perf_counter() - start
-    if any(t.path.resolve() == val_data.path.resolve() for t in train_data):
-        raise ValueError(f"validation file {val_data.path} is also a training file")
+    seen: dict[str, Path] = {}
+    for data in train_data:
+        if data.sha256 in seen:
+            raise ValueError(
+                f"training file {data.path} is given twice (same bytes as {seen[data.sha256]})"
+            )
+        seen[data.sha256] = data.path
+    if val_data.sha256 in seen:
+        raise ValueError(
+            f"validation file {val_data.path} is also a training file "
+            f"(same bytes as {seen[val_data.sha256]})"
+        )
     rides = (
         train_data[0].rides
         if len(train_data) == 1

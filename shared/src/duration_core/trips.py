@@ -23,6 +23,7 @@ The course's filter keeps rides of 1 to 60 minutes (DataTalksClub mlops-zoomcamp
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -88,8 +89,9 @@ SERVICE_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
 class FilterReport:
     """How many rides each rule removed, in the order the rules are applied.
 
-    A ride is counted under the first rule it fails. ``rows_read`` equals the sum of the
-    removed counts plus ``rows_kept``.
+    A ride is counted under the first rule it fails: missing timestamp, negative duration,
+    too short, too long, then (when distances are required) no finite ``trip_distance``.
+    ``rows_read`` equals the sum of the removed counts plus ``rows_kept``.
     """
 
     rows_read: int
@@ -100,6 +102,7 @@ class FilterReport:
     rows_kept: int
     min_duration: float
     max_duration: float
+    missing_distance: int = 0
 
     @property
     def rows_removed(self) -> int:
@@ -122,6 +125,7 @@ class FilterReport:
             f"{self.negative_duration:,} negative duration, "
             f"{self.too_short:,} under {self.min_duration:g} min, "
             f"{self.too_long:,} over {self.max_duration:g} min"
+            + (f", {self.missing_distance:,} without a distance" if self.missing_distance else "")
         )
 
 
@@ -172,6 +176,7 @@ def load_trips(
     max_duration: float = MAX_DURATION_MINUTES,
     cache_dir: str | os.PathLike[str] | None = None,
     download: bool = True,
+    require_distance: bool = True,
 ) -> TripData:
     """Read one TLC monthly file and keep rides whose duration lies in the bounds.
 
@@ -183,6 +188,8 @@ def load_trips(
         max_duration: Longest kept ride, minutes (inclusive). The course uses 60.
         cache_dir: Cache folder for downloaded months.
         download: Whether a month that is neither bundled nor cached may be downloaded.
+        require_distance: Drop (and count) rides without a finite ``trip_distance``, which
+            the model needs; FHV records have no distance at all, so they need ``False``.
 
     Returns:
         The kept rides (``n`` rows, columns as in the module docstring) and the filter report.
@@ -191,14 +198,14 @@ def load_trips(
         TripFileNotFoundError: The file does not exist.
         NotParquetError: The file is not parquet.
         MissingColumnError: A required column is absent; the message names it and the file.
+        TripDataError: The path is a directory, or the service has no distance and
+            ``require_distance`` is True.
+        ValueError: The bounds are not finite numbers with 0 <= min <= max.
         InvalidValueError: Timestamps are not timestamps, or location IDs not whole numbers.
         EmptyDatasetError: The file has no rides, or none is left after the filter.
         DownloadError: The month had to be downloaded and that failed.
     """
-    if not 0 <= min_duration <= max_duration:
-        raise ValueError(
-            f"duration bounds must satisfy 0 <= min <= max, got {min_duration}..{max_duration}"
-        )
+    check_duration_bounds(min_duration, max_duration)
     parsed = parse_source(source)
     month = parsed if isinstance(parsed, TripMonth) else None
     if month is not None:
@@ -206,12 +213,16 @@ def load_trips(
         service = service or month.service
     else:
         path = parsed
-    if not path.is_file():
-        raise TripFileNotFoundError(f"trip file not found: {path}")
+    _check_is_file(path, source)
 
     schema = _read_schema(path)
     service = service or _infer_service(schema.names, path)
     columns = _resolve_columns(schema.names, service, path)
+    if require_distance and "trip_distance" not in columns:
+        raise TripDataError(
+            f"{path}: {service} trip records have no trip distance, which the model needs; "
+            "read them with require_distance=False to use them otherwise"
+        )
     try:
         table = pq.read_table(path, columns=list(columns.values()))
     except (pa.ArrowException, OSError) as exc:
@@ -221,7 +232,12 @@ def load_trips(
     rides = _normalise(frame, path)
     if rides.empty:
         raise EmptyDatasetError(f"{path}: the file has no rides")
-    rides, report = _apply_duration_filter(rides, min_duration, max_duration)
+    try:
+        rides, report = _apply_duration_filter(
+            rides, min_duration, max_duration, require_distance=require_distance
+        )
+    except InvalidValueError as exc:
+        raise InvalidValueError(f"{path}: {exc}") from None
     logger.info("%s: %s", path.name, report)
     if report.rows_kept == 0:
         raise EmptyDatasetError(
@@ -237,6 +253,32 @@ def read_trips(source: str | os.PathLike[str] | TripMonth, **kwargs: object) -> 
     Takes the same arguments and raises the same errors as :func:`load_trips`.
     """
     return load_trips(source, **kwargs).rides  # type: ignore[arg-type]
+
+
+def check_duration_bounds(min_duration: float, max_duration: float) -> None:
+    """Raise ValueError unless ``0 <= min_duration <= max_duration < inf`` (minutes)."""
+    try:
+        ok = math.isfinite(min_duration) and math.isfinite(max_duration)
+        ok = ok and 0 <= min_duration <= max_duration
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            "duration bounds must be finite numbers of minutes with 0 <= min <= max, "
+            f"got {min_duration!r}..{max_duration!r}"
+        )
+
+
+def _check_is_file(path: Path, source: object) -> None:
+    if str(source).strip() == "":
+        raise TripFileNotFoundError("empty trip file path")
+    if path.is_dir():
+        raise TripDataError(f"{path} is a directory, not a trip file")
+    if not path.is_file():
+        hint = ""
+        if ":" in str(source):
+            hint = " (a month is written SERVICE:YYYY-MM, e.g. green:2021-01)"
+        raise TripFileNotFoundError(f"trip file not found: {path}{hint}")
 
 
 def _read_schema(path: Path) -> pa.Schema:
@@ -270,10 +312,17 @@ def _resolve_columns(names: list[str], service: str, path: Path) -> dict[str, st
         raise TripDataError(
             f"unknown service {service!r}: expected one of {', '.join(SERVICE_COLUMNS)}"
         ) from None
-    by_lower = {n.lower(): n for n in names}
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise InvalidValueError(f"{path}: the file has several columns named {duplicated[0]!r}")
+    by_lower: dict[str, str] = {}
+    for name in names:
+        by_lower.setdefault(name.lower(), name)
     resolved: dict[str, str] = {}
     for canonical, spellings in wanted.items():
-        found = next((by_lower[s.lower()] for s in spellings if s.lower() in by_lower), None)
+        found = next((s for s in spellings if s in names), None)  # exact spelling first
+        if found is None:
+            found = next((by_lower[s.lower()] for s in spellings if s.lower() in by_lower), None)
         if found is None:
             raise MissingColumnError(
                 f"{path}: required column {spellings[0]!r} is missing "
@@ -286,17 +335,30 @@ def _resolve_columns(names: list[str], service: str, path: Path) -> dict[str, st
 
 
 def _normalise(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
-    """Canonical dtypes: datetime64 timestamps, nullable Int64 zones, float64 miles."""
+    """Canonical dtypes: naive datetime64 timestamps, nullable Int64 zones, float64 miles."""
     for column in ("pickup_datetime", "dropoff_datetime"):
         if not pd.api.types.is_datetime64_any_dtype(frame[column]):
             raise InvalidValueError(
                 f"{path}: column {column!r} holds {frame[column].dtype}, not timestamps"
             )
+    aware = [c for c in ("pickup_datetime", "dropoff_datetime") if frame[c].dt.tz is not None]
+    if len(aware) == 1:
+        raise InvalidValueError(
+            f"{path}: {aware[0]!r} has a time zone and the other timestamp has none; "
+            "durations between them would be wrong"
+        )
+    for column in aware:  # both aware: compare them in UTC
+        frame[column] = frame[column].dt.tz_convert("UTC").dt.tz_localize(None)
     for column in LOCATION_COLUMNS:
         frame[column] = location_ids(frame[column], name=f"{path}: column {column!r}")
     if "trip_distance" in frame:
+        distance = frame["trip_distance"]
+        if pd.api.types.is_datetime64_any_dtype(distance) or pd.api.types.is_timedelta64_dtype(
+            distance
+        ):
+            raise InvalidValueError(f"{path}: column 'trip_distance' holds {distance.dtype}")
         try:
-            frame["trip_distance"] = pd.to_numeric(frame["trip_distance"]).astype("float64")
+            frame["trip_distance"] = pd.to_numeric(distance).astype("float64")
         except (TypeError, ValueError):
             raise InvalidValueError(
                 f"{path}: column 'trip_distance' holds non-numeric values"
@@ -309,30 +371,52 @@ def _normalise(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
 def location_ids(values: pd.Series, *, name: str) -> pd.Series:
     """Location IDs as nullable ``Int64``: int32, int64, or float with NaN for unknown zones.
 
+    Numeric strings (``"132"``) are accepted; nulls stay null.
+
     Raises:
-        InvalidValueError: A value is not a whole number (e.g. ``12.5`` or ``"abc"``); the
-            message starts with ``name``.
+        InvalidValueError: A value is not a whole number that fits in 64 bits (``12.5``,
+            ``"abc"``, ``""``, ``inf``, ``1e20``) or is a boolean; the message starts with
+            ``name`` and quotes the first such value.
     """
-    if pd.api.types.is_integer_dtype(values.dtype):
-        return values.astype("Int64")
+    if pd.api.types.is_bool_dtype(values.dtype):
+        raise InvalidValueError(f"{name} must hold whole-number TLC zone IDs, found booleans")
     try:
+        if pd.api.types.is_integer_dtype(values.dtype):
+            return values.astype("Int64")
+        if not pd.api.types.is_numeric_dtype(values.dtype) and any(
+            isinstance(v, bool | np.bool_) or (isinstance(v, str) and not v.strip()) for v in values
+        ):
+            raise TypeError("booleans and empty strings are not zone IDs")
         numeric = pd.to_numeric(values)
+        if pd.api.types.is_float_dtype(numeric.dtype):
+            floats = numeric.to_numpy(dtype="float64", na_value=np.nan)
+            present = floats[~np.isnan(floats)]
+            # float -> Int64 silently wraps values beyond int64; refuse them instead.
+            if present.size and not (np.abs(present) <= _INT64_SAFE).all():
+                raise OverflowError("zone ID beyond int64")
         return numeric.astype("Int64")
-    except (TypeError, ValueError):
-        bad = _first_non_integer(values)
+    except (TypeError, ValueError, OverflowError):
+        bad = _first_bad_id(values)
         raise InvalidValueError(
             f"{name} must hold whole-number TLC zone IDs, found {bad!r}"
         ) from None
 
 
-def _first_non_integer(values: pd.Series) -> object:
+_INT64_SAFE = 2.0**62  # below int64's limit even after float rounding
+
+
+def _first_bad_id(values: pd.Series) -> object:
+    """The first value that is neither null nor a whole number within int64 (for messages)."""
     for value in values:
-        if pd.isna(value):
+        if isinstance(value, bool | np.bool_) or (isinstance(value, str) and not value.strip()):
+            return value
+        if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
             continue
         try:
-            if float(value) != int(float(value)):
-                return value
+            number = float(value)
         except (TypeError, ValueError, OverflowError):
+            return value
+        if not (np.isfinite(number) and number.is_integer() and abs(number) <= _INT64_SAFE):
             return value
     return None
 
@@ -346,16 +430,25 @@ def duration_minutes(pickup: pd.Series, dropoff: pd.Series) -> pd.Series:
 
 
 def _apply_duration_filter(
-    rides: pd.DataFrame, min_duration: float, max_duration: float
+    rides: pd.DataFrame, min_duration: float, max_duration: float, *, require_distance: bool
 ) -> tuple[pd.DataFrame, FilterReport]:
-    duration = duration_minutes(rides["pickup_datetime"], rides["dropoff_datetime"])
+    try:
+        duration = duration_minutes(rides["pickup_datetime"], rides["dropoff_datetime"])
+    except OverflowError:
+        raise InvalidValueError(
+            "timestamps too far apart to subtract (outside the years 1677-2262)"
+        ) from None
     missing = duration.isna().to_numpy()
     values = duration.to_numpy(dtype="float64", na_value=np.nan)
     with np.errstate(invalid="ignore"):
         negative = ~missing & (values < 0)
         too_short = ~missing & ~negative & (values < min_duration)
         too_long = ~missing & (values > max_duration)
-    keep = ~(missing | negative | too_short | too_long)
+    no_distance = np.zeros(len(values), dtype=bool)
+    if require_distance:
+        distance = rides["trip_distance"].to_numpy(dtype="float64")
+        no_distance = ~(missing | negative | too_short | too_long) & ~np.isfinite(distance)
+    keep = ~(missing | negative | too_short | too_long | no_distance)
     rides = rides.assign(duration=values)
     kept = rides.loc[keep].reset_index(drop=True)
     report = FilterReport(
@@ -367,5 +460,6 @@ def _apply_duration_filter(
         rows_kept=int(keep.sum()),
         min_duration=float(min_duration),
         max_duration=float(max_duration),
+        missing_distance=int(no_distance.sum()),
     )
     return kept, report
