@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.freeze()
         app.state.model_state = state
         app.state.batcher = PredictionBatcher(state.model) if state.model else None
+        app.state.batch_limiter = anyio.CapacityLimiter(1)
         if state.model is not None:
             meta = state.model.metadata
             metrics.model_info.labels(

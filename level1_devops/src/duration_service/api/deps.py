@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, HTTPException, Request
 
 from duration_core import LoadedModel
@@ -38,6 +39,11 @@ async def get_batcher(request: Request) -> PredictionBatcher:
     return request.app.state.batcher
 
 
+async def get_batch_limiter(request: Request) -> anyio.CapacityLimiter:
+    """One batch prediction thread at a time, per process (created in the lifespan)."""
+    return request.app.state.batch_limiter
+
+
 async def get_app_settings(request: Request) -> Settings:
     """The settings the app was created with."""
     return request.app.state.settings
@@ -51,5 +57,6 @@ async def get_metrics(request: Request) -> ServiceMetrics:
 StateDep = Annotated[ModelState, Depends(get_state)]
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
 BatcherDep = Annotated[PredictionBatcher, Depends(get_batcher)]
+BatchLimiterDep = Annotated[anyio.CapacityLimiter, Depends(get_batch_limiter)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import anyio.to_thread
 from fastapi import APIRouter, HTTPException
-from fastapi.concurrency import run_in_threadpool
 
-from duration_service.api.deps import BatcherDep, MetricsDep, ModelDep, SettingsDep
+from duration_service.api.deps import (
+    BatcherDep,
+    BatchLimiterDep,
+    MetricsDep,
+    ModelDep,
+    SettingsDep,
+)
 from duration_service.model_state import predict_minutes
 from duration_service.schemas import BatchPrediction, BatchRequest, ErrorResponse, Prediction, Ride
 
@@ -54,10 +60,14 @@ async def predict(
     },
 )
 async def predict_batch(
-    request: BatchRequest, model: ModelDep, settings: SettingsDep, metrics: MetricsDep
+    batch: BatchRequest,
+    model: ModelDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    limiter: BatchLimiterDep,
 ) -> BatchPrediction:
     """Predict the duration (minutes) of each ride; the answer keeps the request's order."""
-    count = len(request.rides)
+    count = len(batch.rides)
     if count > settings.max_batch_size:
         raise HTTPException(
             status_code=413,
@@ -65,14 +75,16 @@ async def predict_batch(
             f"{settings.max_batch_size:,} per batch",
         )
     # A large batch takes milliseconds of CPU: run it off the event loop so single-ride
-    # requests keep flowing meanwhile.
-    minutes = await run_in_threadpool(predict_minutes, model, [r.record() for r in request.rides])
+    # requests keep flowing meanwhile, one batch at a time (first come, first served: under
+    # the GIL, concurrent batches would all finish late together).
+    records = [r.record() for r in batch.rides]
+    minutes = await anyio.to_thread.run_sync(predict_minutes, model, records, limiter=limiter)
     metrics.observe_predictions("/predict/batch", minutes)
     version = model.version
     return BatchPrediction(
         predictions=[
             Prediction(duration=m, model_version=version, ride_id=r.ride_id)
-            for m, r in zip(minutes, request.rides, strict=True)
+            for m, r in zip(minutes, batch.rides, strict=True)
         ],
         model_version=version,
         count=count,
