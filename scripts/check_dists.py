@@ -139,12 +139,9 @@ def check_archives(dist_dir: Path) -> list[Path]:
                 {part for m in tf.getmembers() for part in m.name.split("/") if part in CACHES}
             )
         if junk:
-            # A warning, not a failure: hatchling skips only what .gitignore lists, so a local
-            # test run can leave caches that a clean checkout (the release job) does not have.
-            print(
-                f"    WARNING: {sdist.name} holds tool caches {junk}: list them in .gitignore "
-                "or restrict [tool.hatch.build.targets.sdist] include",
-                flush=True,
+            raise CheckError(
+                f"{sdist.name} holds tool caches {junk}: list them in .gitignore "
+                "or restrict [tool.hatch.build.targets.sdist] include"
             )
     for path in sorted(dist_dir.iterdir()):
         print(f"    {path.name:55} {path.stat().st_size / 1e6:7.2f} MB")
