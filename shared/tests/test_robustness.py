@@ -314,7 +314,7 @@ def test_redirect_to_ftp_is_refused(tricky_server: str, tmp_path: Path) -> None:
 def test_cache_dir_that_is_a_file(tricky_server: str, tmp_path: Path) -> None:
     blocker = tmp_path / "cache"
     blocker.write_text("not a folder")
-    with pytest.raises(DownloadError, match="cannot write to the cache folder"):
+    with pytest.raises(DownloadError, match="cannot save green:2020-05 in the cache folder"):
         resolve_month(
             TripMonth("green", 2020, 5), cache_dir=blocker, base_url=tricky_server, progress=False
         )

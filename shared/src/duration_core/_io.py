@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
 
 _umask_lock = threading.Lock()
 
@@ -18,3 +23,28 @@ def default_file_mode() -> int:
         mask = os.umask(0o022)
         os.umask(mask)
     return 0o666 & ~mask
+
+
+@contextmanager
+def atomic_write(target: Path, suffix: str = ".tmp") -> Iterator[tuple[BinaryIO, Path]]:
+    """Write ``target`` all at once: readers see the old file or the whole new one.
+
+    Yields an open binary file and its path: a hidden temporary file beside ``target`` (same
+    file system, so the final rename is atomic). When the block ends normally the file gets
+    the umask's mode and replaces ``target``; when it raises, the temporary file is removed
+    and ``target`` is untouched.
+
+    Raises:
+        OSError: The folder cannot be created or written, or the rename fails.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=suffix)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle, tmp
+        tmp.chmod(default_file_mode())
+        tmp.replace(target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -22,7 +22,6 @@ import logging
 import os
 import pickle
 import platform
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,7 +31,7 @@ from typing import Any
 
 from sklearn.pipeline import Pipeline
 
-from duration_core._io import default_file_mode
+from duration_core._io import atomic_write
 from duration_core.datasets import file_sha256
 from duration_core.errors import (
     ChecksumMismatchError,
@@ -122,23 +121,14 @@ def save_model(
     except (TypeError, ValueError) as exc:
         raise ModelArtifactError(f"model metadata is not JSON-serialisable: {exc}") from None
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise ModelArtifactError(f"cannot write {target}: {exc.strerror or exc}") from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf:
+        with (
+            atomic_write(target) as (raw, _),
+            zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf,
+        ):
             zf.writestr(_METADATA, text)
             zf.writestr(_PIPELINE, payload)
-        tmp.chmod(default_file_mode())
-        tmp.replace(target)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise ModelArtifactError(f"cannot write {target}: {exc.strerror or exc}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     digest = file_sha256(target)
     logger.info("saved model %s (sha256 %s)", target, digest[:12])
     return digest

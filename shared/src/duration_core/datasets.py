@@ -15,7 +15,6 @@ import logging
 import os
 import re
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from duration_core._io import default_file_mode
+from duration_core._io import atomic_write
 from duration_core.errors import (
     DatasetSpecError,
     DownloadError,
@@ -193,33 +192,23 @@ def download_month(
     url = f"{base_url.rstrip('/') if base_url else default_base_url()}/{month.filename}"
     if not url.startswith(("http://", "https://")):
         raise DownloadError(f"refusing to download {url}: only http(s) addresses are allowed")
-    cache = Path(cache_dir)
-    target = cache / month.filename
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=cache, prefix=f".{month.filename}.", suffix=".part")
-    except OSError as exc:
-        raise DownloadError(f"cannot write to the cache folder {cache}: {exc.strerror}") from None
+    target = Path(cache_dir) / month.filename
     logger.info("downloading %s from %s", month, url)
     request = urllib.request.Request(url, headers={"User-Agent": "duration-core"})  # noqa: S310
-    tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as out:
+        with atomic_write(target, suffix=".part") as (out, tmp):
             received, expected = _stream(request, out, url, progress=progress, timeout=timeout)
-        if expected is not None and received != expected:
-            raise DownloadError(
-                f"download of {url} was interrupted: got {received:,} of {expected:,} bytes"
-            )
-        if not _is_parquet(tmp):
-            raise DownloadError(f"{url} did not return a parquet file ({received:,} bytes)")
-        tmp.chmod(default_file_mode())
-        tmp.replace(target)
+            out.flush()
+            if expected is not None and received != expected:
+                raise DownloadError(
+                    f"download of {url} was interrupted: got {received:,} of {expected:,} bytes"
+                )
+            if not _is_parquet(tmp):
+                raise DownloadError(f"{url} did not return a parquet file ({received:,} bytes)")
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise DownloadError(f"cannot save {month} to {target}: {exc.strerror or exc}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        raise DownloadError(
+            f"cannot save {month} in the cache folder {target.parent}: {exc.strerror or exc}"
+        ) from None
     logger.info("saved %s (%s bytes) to %s", month, f"{received:,}", target)
     return target
 
