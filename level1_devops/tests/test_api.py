@@ -6,7 +6,6 @@ import math
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from duration_core import LoadedModel
@@ -109,6 +108,15 @@ def test_several_errors_are_all_named(client) -> None:
     assert fields == ["PULocationID", "DOLocationID", "trip_distance"]
 
 
+def test_empty_host_is_refused() -> None:
+    from pydantic import ValidationError
+
+    from duration_service import Settings
+
+    with pytest.raises(ValidationError, match="host"):
+        Settings(host="")
+
+
 def test_non_json_body_is_400(client) -> None:
     response = client.post(
         "/predict", content=b"PULocationID=43", headers={"content-type": "application/json"}
@@ -134,10 +142,27 @@ def test_empty_batch_is_422(client) -> None:
     )
 
 
-def test_oversized_batch_is_413_with_the_limit(client) -> None:
+def test_oversized_batch_is_422_with_the_limit(client) -> None:
     response = client.post("/predict/batch", json={"rides": [RIDE] * 6})  # limit is 5 here
-    assert response.status_code == 413
-    assert response.json()["detail"] == "rides: 6 rides exceed the limit of 5 per batch"
+    assert response.status_code == 422
+    assert response.json()["detail"] == (
+        "rides: List should have at most 5 items after validation, not 6"
+    )
+
+
+def test_batch_limit_is_in_the_openapi_document(client) -> None:
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["BatchRequest"]
+    assert schema["properties"]["rides"]["maxItems"] == 5
+
+
+def test_errors_of_many_bad_rides_are_capped(make_client, model_path: Path) -> None:
+    with make_client(model_path=model_path, max_batch_size=1000) as client:
+        bad = {"PULocationID": 0, "DOLocationID": 0, "trip_distance": -1}
+        response = client.post("/predict/batch", json={"rides": [bad] * 500})
+    assert response.status_code == 422
+    body = response.json()
+    assert len(body["errors"]) == 100
+    assert body["detail"].endswith("; and 1,495 more")
 
 
 def test_bad_ride_inside_a_batch_names_its_position(client) -> None:
@@ -147,10 +172,57 @@ def test_bad_ride_inside_a_batch_names_its_position(client) -> None:
     assert response.json()["errors"][0]["field"] == "rides[1].DOLocationID"
 
 
-def test_body_over_the_byte_limit_is_413(client) -> None:
-    response = client.post("/predict/batch", content=b"{" + b" " * 5000 + b"}",
-                           headers={"content-type": "application/json"})  # fmt: skip
+def test_body_over_the_byte_limit_is_413_json(client) -> None:
+    response = client.post(
+        "/predict/batch",
+        content=b"{" + b" " * 5000 + b"}",
+        headers={"content-type": "application/json"},
+    )
     assert response.status_code == 413
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["detail"] == "request body is larger than the limit of 4,096 bytes"
+
+
+def test_chunked_body_over_the_byte_limit_is_413_json(client) -> None:
+    def chunks():
+        yield b'{"rides": ['
+        for _ in range(100):
+            yield b" " * 100
+
+    response = client.post(
+        "/predict/batch", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json()["detail"] == "request body is larger than the limit of 4,096 bytes"
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_json_sent_without_the_json_content_type_is_415(client, content_type) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    response = client.post(
+        "/predict",
+        content=b'{"PULocationID": 43, "DOLocationID": 151, "trip_distance": 1.5}',
+        headers=headers,
+    )
+    assert response.status_code == 415
+    assert response.json()["detail"] == (
+        "the body must be JSON, sent with Content-Type: application/json"
+    )
+
+
+def test_json_error_says_where(client) -> None:
+    response = client.post(
+        "/predict", content=b'{"PULocationID": 43,', headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("request body is not valid JSON: ")
+    assert "(at character 20)" in response.json()["detail"]
+
+
+def test_head_probes_and_trailing_slash(client) -> None:
+    assert client.head("/health").status_code == 200
+    assert client.head("/ready").status_code == 200
+    assert client.post("/predict/", json=RIDE).status_code == 404
 
 
 def test_unknown_route_and_wrong_method(client) -> None:
@@ -206,6 +278,36 @@ def test_metrics_count_requests_predictions_and_errors(
     assert sample(text, "duration_model_info", version=model.version, model="linear") == 1
 
 
+def test_every_error_answer_is_counted_once(make_client, model_path: Path) -> None:
+    with make_client(model_path=model_path, max_batch_size=2, max_body_bytes=2048) as fresh:
+        as_json = {"content-type": "application/json"}
+        statuses = [
+            fresh.post("/predict", json={**RIDE, "PULocationID": 0}).status_code,  # 422
+            fresh.post("/predict/batch", json={"rides": [RIDE] * 3}).status_code,  # 422
+            fresh.post("/predict", content=b"{", headers=as_json).status_code,
+            fresh.post("/predict", content=b"x" * 3000, headers=as_json).status_code,
+            fresh.post(
+                "/predict", content=b"{}", headers={"content-type": "text/plain"}
+            ).status_code,
+            fresh.get("/nope").status_code,
+            fresh.put("/predict").status_code,
+        ]
+        text = fresh.get("/metrics").text
+    assert statuses == [422, 422, 400, 413, 415, 404, 405]
+    kinds = {
+        "validation": 2, "bad_json": 1, "payload_too_large": 1, "unsupported_media_type": 1,
+        "not_found": 1, "method_not_allowed": 1,
+    }  # fmt: skip
+    for kind, count in kinds.items():
+        assert sample(text, "duration_errors_total", kind=kind) == count, kind
+    total = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("duration_errors_total{")
+    )
+    assert total == len(statuses)
+
+
 # --- a model that cannot be served -----------------------------------------------------------
 
 
@@ -220,7 +322,8 @@ def assert_unavailable(client, reason: str) -> None:
         assert response.status_code == 503
         assert response.json()["detail"] == f"model not loaded: {ready.json()['reason']}"
     assert client.get("/model").status_code == 503
-    assert 'duration_errors_total{kind="model_unavailable"} 3.0' in client.get("/metrics").text
+    # /ready, /predict, /predict/batch and /model each answered 503 once
+    assert 'duration_errors_total{kind="model_unavailable"} 4.0' in client.get("/metrics").text
 
 
 def test_missing_model_answers_503_with_the_reason(make_client, tmp_path: Path) -> None:
@@ -273,16 +376,16 @@ def test_every_route_has_examples(client) -> None:
             assert has_example, (method, path)
 
 
-def test_predictions_are_finite_for_every_zone_pair_corner(client) -> None:
+def test_predictions_are_finite_for_every_zone_pair_corner(make_client, model_path) -> None:
     rides = [
         {"PULocationID": pu, "DOLocationID": do, "trip_distance": d}
-        for pu in (1, 264, 265) for do in (1, 265) for d in (0.0, 500.0)
-    ]  # fmt: skip
-    client.app.state.settings.max_batch_size = 100
-    try:
+        for pu in (1, 264, 265)
+        for do in (1, 265)
+        for d in (0.0, 500.0)
+    ]
+    with make_client(model_path=model_path) as client:
         response = client.post("/predict/batch", json={"rides": rides})
-    finally:
-        client.app.state.settings.max_batch_size = 5
     assert response.status_code == 200
-    durations = np.array([p["duration"] for p in response.json()["predictions"]])
+    durations = [p["duration"] for p in response.json()["predictions"]]
+    assert len(durations) == 12
     assert all(math.isfinite(d) for d in durations)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import subprocess
@@ -50,7 +51,9 @@ class Server:
         return self.process.returncode
 
 
-def start_server(tmp_path: Path, *args: str, expect_ready: bool = True) -> Server:
+def start_server(
+    tmp_path: Path, *args: str, expect_ready: bool = True, env: dict[str, str] | None = None
+) -> Server:
     port = free_port()
     log = tmp_path / f"serve-{port}.log"
     process = subprocess.Popen(
@@ -58,6 +61,7 @@ def start_server(tmp_path: Path, *args: str, expect_ready: bool = True) -> Serve
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         text=True,
+        env={**os.environ, **(env or {})},
     )
     server = Server(f"http://127.0.0.1:{port}", process, log)
     deadline = time.monotonic() + 60
@@ -184,3 +188,43 @@ def test_two_workers_share_one_metrics_view(model_path: Path, tmp_path: Path) ->
         assert sample(text, "duration_http_requests_total", route="/predict", status="200") == 40
     finally:
         assert server.stop() in CLEAN_EXIT
+
+
+def test_clients_that_hang_up_are_not_internal_errors(server: Server) -> None:
+    host, port = server.url.removeprefix("http://").split(":")
+    body = b'{"PULocationID": 43, "DOLocationID": 151, "trip_distance": 1.5}'
+    request = (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+    for _ in range(20):  # two pipelined requests, then hang up without reading
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(request * 2)
+    time.sleep(0.5)
+    assert (
+        httpx.post(
+            f"{server.url}/predict",
+            json={"PULocationID": 1, "DOLocationID": 2, "trip_distance": 1.0},
+        ).status_code
+        == 200
+    )
+    text = httpx.get(f"{server.url}/metrics").text
+    assert sample(text, "duration_errors_total", kind="internal") == 0
+    assert "Traceback" not in server.log.read_text()
+
+
+def test_restart_with_workers_starts_from_zero(model_path: Path, tmp_path: Path) -> None:
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+    ride = {"PULocationID": 74, "DOLocationID": 75, "trip_distance": 0.8}
+    first = start_server(tmp_path, "--model", str(model_path), "--workers", "2", env=env)
+    try:
+        for _ in range(5):
+            assert httpx.post(f"{first.url}/predict", json=ride).status_code == 200
+    finally:
+        assert first.stop() in CLEAN_EXIT
+    second = start_server(tmp_path, "--model", str(model_path), "--workers", "2", env=env)
+    try:
+        text = httpx.get(f"{second.url}/metrics").text
+        assert sample(text, "duration_http_requests_total", route="/predict", status="200") == 0
+    finally:
+        assert second.stop() in CLEAN_EXIT

@@ -62,6 +62,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def prepare_multiprocess_metrics(settings: Settings) -> None:
+    """Give several workers one metrics folder, emptied at start.
+
+    prometheus-client's multiprocess mode keeps each worker's values in files under
+    ``PROMETHEUS_MULTIPROC_DIR``; files left by an earlier run would be added to this run's
+    counts (and show its model as still served), so they are removed first. Without a folder
+    from the environment, one per port is used under the system's temporary folder, so
+    restarts reuse it instead of piling up new ones.
+    """
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder and settings.workers == 1:
+        return
+    if not folder:
+        folder = str(Path(tempfile.gettempdir()) / f"duration-metrics-{settings.port}")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    for stale in Path(folder).glob("*.db"):
+        stale.unlink(missing_ok=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``duration-serve``; returns the exit code (2 for bad options)."""
     parser = build_parser()
@@ -90,8 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, value in settings.model_dump().items():
         if value is not None:
             os.environ[f"DURATION_{name.upper()}"] = str(value)
-    if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="duration-metrics-")
+    prepare_multiprocess_metrics(settings)
     uvicorn.run(
         "duration_service.main:create_app",
         factory=True,

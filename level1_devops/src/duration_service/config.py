@@ -34,11 +34,11 @@ class Settings(BaseSettings):
     model_path: Path = Path("models/model.zip")
     model_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{12,64}$")
     allow_version_mismatch: bool = False
-    host: str = "127.0.0.1"
+    host: str = Field(default="127.0.0.1", min_length=1)
     port: int = Field(default=8000, ge=1, le=65_535)
     workers: int = Field(default=1, ge=1, le=64)
     max_batch_size: int = Field(default=10_000, ge=1, le=1_000_000)
-    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     access_log: bool = False
 

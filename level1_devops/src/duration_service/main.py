@@ -17,7 +17,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from duration_core import __version__ as core_version
 from duration_service.api.routes import ops, predict
 from duration_service.config import Settings, get_settings
-from duration_service.metrics import MetricsMiddleware, ServiceMetrics
+from duration_service.metrics import (
+    BodySizeLimitMiddleware,
+    MetricsMiddleware,
+    ServiceMetrics,
+    tag_error,
+)
 from duration_service.model_state import ModelState, PredictionBatcher
 
 logger = logging.getLogger(__name__)
@@ -65,16 +70,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION + f"\nduration-core {core_version}.",
         lifespan=lifespan,
-        # Starlette's body limit: 413 before a huge body is buffered and validated.
-        max_body_size=settings.max_body_bytes,
+        redirect_slashes=False,  # /predict/ is not a route: 404, not a 307 to follow
     )
     app.state.settings = settings
     app.state.metrics = metrics
-    app.include_router(predict.router)
+    app.include_router(predict.build_router(settings.max_batch_size))
     app.include_router(ops.router)
+    # The last added is the outermost: the metrics also count the size limit's 413s.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    _add_error_handlers(app, metrics)
+    _add_error_handlers(app)
     return app
+
+
+#: At most this many field errors are listed in a 422 (a 10,000-ride batch of bad rides
+#: would otherwise answer megabytes of them).
+MAX_LISTED_ERRORS = 100
+MAX_FIELD_NAME = 100
 
 
 def field_name(loc: Sequence[Any]) -> str:
@@ -86,46 +98,61 @@ def field_name(loc: Sequence[Any]) -> str:
             name += f"[{part}]"
         else:
             name += f".{part}" if name else str(part)
-    return name or "body"
+    name = name or "body"
+    return name if len(name) <= MAX_FIELD_NAME else name[:MAX_FIELD_NAME] + "..."
 
 
-def _add_error_handlers(app: FastAPI, metrics: ServiceMetrics) -> None:
+def _is_json(request: Request) -> bool:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
-        if any(e.get("type") == "json_invalid" for e in errors):
-            metrics.errors.labels("bad_json").inc()
-            reason = next(e for e in errors if e.get("type") == "json_invalid")
-            detail = f"request body is not valid JSON: {reason.get('ctx', {}).get('error', '')}"
-            return JSONResponse(status_code=400, content={"detail": detail.strip(), "errors": []})
-        metrics.errors.labels("validation").inc()
+        invalid_json = next((e for e in errors if e.get("type") == "json_invalid"), None)
+        if invalid_json is not None:
+            tag_error(request, "bad_json")
+            loc = invalid_json.get("loc", ())
+            where = f" (at character {loc[1]})" if len(loc) > 1 else ""
+            reason = invalid_json.get("ctx", {}).get("error", "")
+            detail = f"request body is not valid JSON: {reason}{where}"
+            return JSONResponse(status_code=400, content={"detail": detail, "errors": []})
+        if not _is_json(request) and any(tuple(e.get("loc", ())) == ("body",) for e in errors):
+            tag_error(request, "unsupported_media_type")
+            detail = "the body must be JSON, sent with Content-Type: application/json"
+            return JSONResponse(status_code=415, content={"detail": detail, "errors": []})
+        tag_error(request, "validation")
         fields = [
             {
                 "field": field_name(e.get("loc", ())),
                 "message": e.get("msg", ""),
                 "type": e.get("type", ""),
             }
-            for e in errors
+            for e in errors[:MAX_LISTED_ERRORS]
         ]
         detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
-        if len(fields) > 5:
-            detail += f"; and {len(fields) - 5} more"
+        if len(errors) > 5:
+            detail += f"; and {len(errors) - 5:,} more"
         return JSONResponse(status_code=422, content={"detail": detail, "errors": fields})
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 503:
-            metrics.errors.labels("model_unavailable").inc()
-        elif exc.status_code == 413 and str(exc.detail).startswith("rides:"):
-            metrics.errors.labels("batch_too_large").inc()
+        detail = str(exc.detail)
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI's "There was an error parsing the body": say why (bad UTF-8, an integer
+            # of thousands of digits, nesting too deep for the parser).
+            tag_error(request, "bad_json")
+            detail = f"request body is not valid JSON: {exc.__cause__}"[:300]
         return JSONResponse(
             status_code=exc.status_code,
-            content={"detail": str(exc.detail), "errors": []},
+            content={"detail": detail, "errors": []},
             headers=getattr(exc, "headers", None),
         )
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        metrics.errors.labels("internal").inc()
+        # Counted as "internal" by the metrics middleware, which sees the exception first.
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse(status_code=500, content={"detail": "internal error", "errors": []})

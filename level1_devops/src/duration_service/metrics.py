@@ -6,9 +6,11 @@ Metric names (all prefixed ``duration_``):
 - ``duration_http_request_duration_seconds{route}``: latency histogram, seconds.
 - ``duration_predicted_minutes``: histogram of predicted trip durations, minutes.
 - ``duration_rides_predicted_total{route}``: rides predicted (a batch counts each ride).
-- ``duration_errors_total{kind}``: error answers by kind (``validation``, ``bad_json``,
-  ``model_unavailable``, ``payload_too_large``, ``batch_too_large``, ``not_found``,
-  ``method_not_allowed``, ``internal``).
+- ``duration_errors_total{kind}``: error answers by kind, each counted once: ``validation``
+  (422), ``bad_json`` and ``bad_request`` (400), ``payload_too_large`` (413),
+  ``unsupported_media_type`` (415), ``not_found`` (404), ``method_not_allowed`` (405),
+  ``model_unavailable`` (503), ``internal`` (500), and ``client_disconnected`` (the client
+  left before the answer was sent).
 - ``duration_model_info{version, model, sklearn}``: 1 for the model being served.
 
 With several uvicorn workers, ``duration-serve`` sets ``PROMETHEUS_MULTIPROC_DIR`` and
@@ -17,6 +19,7 @@ With several uvicorn workers, ``duration-serve`` sets ``PROMETHEUS_MULTIPROC_DIR
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterable
@@ -31,11 +34,29 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 MINUTE_BUCKETS = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120)
-STATUS_ERROR_KINDS = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+#: Error kind of an answer whose handler named none, by status code.
+STATUS_ERROR_KINDS = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation",
+    503: "model_unavailable",
+}
+#: Where a handler records the kind of error it answered (``request.state.error_kind``).
+ERROR_KIND = "error_kind"
+
+
+def tag_error(request: object, kind: str) -> None:
+    """Name the kind of error being answered; the middleware counts it once."""
+    request.state.error_kind = kind  # type: ignore[attr-defined]
 
 
 class ServiceMetrics:
@@ -105,7 +126,8 @@ class MetricsMiddleware:
 
     The route label is the matched path template (``/predict``), never the raw path, so
     probing random URLs cannot blow up the number of time series: those count as
-    ``unmatched``.
+    ``unmatched``. Every answer of status 400 or more also counts once in ``errors`` under the
+    kind its handler tagged (:func:`tag_error`), else the kind of its status code.
     """
 
     def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
@@ -118,19 +140,80 @@ class MetricsMiddleware:
             return
         start = time.perf_counter()
         status = 500
+        started = False
 
         async def send_with_status(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
             await send(message)
 
+        kind = None
         try:
             await self.app(scope, receive, send_with_status)
+        except (ClientDisconnect, OSError, RuntimeError):
+            if not started:
+                raise
+            # The answer was on its way when the connection closed (the client left): there
+            # is no one to tell and nothing to fix, so no traceback and no "internal" error.
+            kind = "client_disconnected"
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             self.metrics.requests.labels(template, scope["method"], str(status)).inc()
             self.metrics.latency.labels(template).observe(time.perf_counter() - start)
-            if status in STATUS_ERROR_KINDS:
-                self.metrics.errors.labels(STATUS_ERROR_KINDS[status]).inc()
+            kind = kind or scope.get("state", {}).get(ERROR_KIND)
+            if kind is None and status >= 400:
+                kind = STATUS_ERROR_KINDS.get(status, "internal" if status >= 500 else "other")
+            if kind is not None:
+                self.metrics.errors.labels(kind).inc()
+
+
+class BodySizeLimitMiddleware:
+    """Answers 413 (JSON) to a request whose body exceeds ``max_bytes``, before it is parsed.
+
+    Checks the ``Content-Length`` header and, for chunked uploads, counts the bytes as they
+    arrive, so a client cannot make the service buffer and validate an unbounded body.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def message(self) -> str:
+        """The 413 detail."""
+        return f"request body is larger than the limit of {self.max_bytes:,} bytes"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                body = json.dumps({"detail": self.message(), "errors": []}).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 413,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close"),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # FastAPI lets an HTTPException from body reading through to its handler.
+                    raise HTTPException(413, detail=self.message())
+            return message
+
+        await self.app(scope, limited_receive, send)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 #: TLC taxi zones are numbered 1-265 (taxi_zone_lookup.csv; 264 and 265 are "Unknown").
 MIN_ZONE, MAX_ZONE = 1, 265
@@ -89,7 +89,11 @@ class Prediction(BaseModel):
 
 
 class BatchRequest(BaseModel):
-    """Several rides at once; the answer keeps their order."""
+    """Several rides at once; the answer keeps their order.
+
+    The app uses :func:`batch_request_model` to cap ``rides`` at its ``max_batch_size``; this
+    base class has no upper bound.
+    """
 
     model_config = ConfigDict(
         extra="forbid",
@@ -105,8 +109,23 @@ class BatchRequest(BaseModel):
         },
     )
 
-    rides: list[Ride] = Field(
-        min_length=1, description="1 to max_batch_size rides (default 10,000)"
+    rides: list[Ride] = Field(min_length=1, description="1 or more rides")
+
+
+def batch_request_model(max_rides: int) -> type[BatchRequest]:
+    """A :class:`BatchRequest` whose ``rides`` holds 1 to ``max_rides`` rides.
+
+    pydantic checks a list's length before its items, so an oversized batch is refused in
+    microseconds instead of validating (and reporting on) every ride first.
+    """
+    return create_model(
+        "BatchRequest",
+        __base__=BatchRequest,
+        __doc__=BatchRequest.__doc__.split("\n\n")[0],
+        rides=(
+            list[Ride],
+            Field(min_length=1, max_length=max_rides, description=f"1 to {max_rides:,} rides"),
+        ),
     )
 
 

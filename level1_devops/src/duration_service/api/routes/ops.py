@@ -11,12 +11,14 @@ from duration_service.schemas import ErrorResponse, Health, ModelInfo, Readiness
 router = APIRouter(tags=["operations"])
 
 
+@router.head("/health", include_in_schema=False, response_model=None)
 @router.get("/health", response_model=Health)
 async def health() -> Health:
     """Liveness: 200 whenever the process answers, model or not."""
     return Health(status="ok")
 
 
+@router.head("/ready", include_in_schema=False, response_model=None)
 @router.get(
     "/ready",
     response_model=Readiness,
