@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
+import logging.config
 import os
 import sys
 import tempfile
@@ -11,14 +13,25 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import uvicorn
+import uvicorn.config
 from pydantic import ValidationError
 
 from duration_service.config import Settings
 
-EPILOG = """Every option can also be set in the environment as DURATION_<NAME>, e.g.
-DURATION_MODEL_PATH, DURATION_PORT, DURATION_WORKERS, DURATION_MAX_BATCH_SIZE,
-DURATION_MODEL_SHA256, DURATION_LOG_LEVEL. A missing or bad model does not stop the service:
-/health answers 200, /ready and the prediction routes answer 503 with the reason.
+logger = logging.getLogger("duration_service.cli")
+
+EPILOG = """environment (an option given on the command line wins):
+  --model            DURATION_MODEL_PATH
+  --host, --port     DURATION_HOST, DURATION_PORT
+  --workers          DURATION_WORKERS
+  --max-batch-size   DURATION_MAX_BATCH_SIZE
+  --model-sha256     DURATION_MODEL_SHA256
+  --log-level        DURATION_LOG_LEVEL
+  --access-log       DURATION_ACCESS_LOG
+  (no option)        DURATION_MAX_BODY_BYTES (default 4 MiB, at least 1024),
+                     DURATION_ALLOW_VERSION_MISMATCH (default false)
+A missing or bad model does not stop the service: /health answers 200, /ready and the
+prediction routes answer 503 with the reason.
 
 example:
   duration-train --train green:2021-01 --val green:2021-02 --out models/linear.zip
@@ -48,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-batch-size", type=int, help="most rides per /predict/batch (default 10000)"
     )
     parser.add_argument(
-        "--model-sha256", help="refuse any artifact whose sha256 does not start with this"
+        "--model-sha256",
+        help="refuse any artifact whose sha256 does not start with these 12-64 hex digits",
     )
     parser.add_argument(
         "--log-level",
@@ -60,6 +74,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="log every request (default off; /metrics counts requests)",
     )  # fmt: skip
     return parser
+
+
+#: DURATION_* variables read elsewhere: the core library's data cache and download address.
+OTHER_VARIABLES = {"DURATION_CACHE_DIR", "DURATION_TLC_BASE_URL"}
+
+
+def warn_unknown_environment() -> None:
+    """Warn about DURATION_* variables nothing reads (a typo would otherwise go unnoticed)."""
+    known = {f"DURATION_{name.upper()}" for name in Settings.model_fields} | OTHER_VARIABLES
+    for name in sorted(os.environ):
+        if name.startswith("DURATION_") and name not in known:
+            logger.warning("%s is not a setting of duration-serve and is ignored", name)
+
+
+def log_config(level: str) -> dict:
+    """uvicorn's logging set-up, extended to this package and the core library.
+
+    uvicorn applies it in every worker process too, so all log lines share one format.
+    """
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    for name in ("duration_service", "duration_core"):
+        config["loggers"][name] = {
+            "handlers": ["default"],
+            "level": level.upper(),
+            "propagate": False,
+        }
+    return config
 
 
 def prepare_multiprocess_metrics(settings: Settings) -> None:
@@ -101,19 +142,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         parser.error(problems)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logging.config.dictConfig(log_config(settings.log_level))
     # Worker processes build the app from the environment, so pass the settings through it.
     for name, value in settings.model_dump().items():
         if value is not None:
             os.environ[f"DURATION_{name.upper()}"] = str(value)
     prepare_multiprocess_metrics(settings)
+    warn_unknown_environment()
     uvicorn.run(
         "duration_service.main:create_app",
         factory=True,
+        log_config=log_config(settings.log_level),
         host=settings.host,
         port=settings.port,
         workers=settings.workers,

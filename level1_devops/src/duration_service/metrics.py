@@ -159,7 +159,9 @@ class MetricsMiddleware:
             kind = "client_disconnected"
         finally:
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = getattr(route, "path", None)
+            if template is None:  # the docs pages are no APIRoute; an unknown path is a 404
+                template = scope["path"] if status < 400 else "unmatched"
             self.metrics.requests.labels(template, scope["method"], str(status)).inc()
             self.metrics.latency.labels(template).observe(time.perf_counter() - start)
             kind = kind or scope.get("state", {}).get(ERROR_KIND)

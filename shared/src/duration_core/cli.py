@@ -63,8 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         choices=sorted(REGRESSORS),
         default="linear",
-        help="regressor: linear (course baseline, default), lasso (alpha 0.01) or ridge "
-        "(alpha 1.0)",
+        help="regressor: linear (course baseline, default), lasso (alpha 0.01), ridge "
+        "(alpha 1.0) or gbm (gradient boosting on target-encoded zone pairs)",
     )
     parser.add_argument(
         "--alpha",
@@ -124,8 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
-    if args.alpha is not None and args.model == "linear":
-        parser.error("--alpha applies to --model lasso or ridge, not linear")
+    if args.alpha is not None and args.model not in ("lasso", "ridge"):
+        parser.error(f"--alpha applies to --model lasso or ridge, not {args.model}")
     if args.min_duration > args.max_duration:
         parser.error("--min-duration must not exceed --max-duration")
     params = {"alpha": args.alpha} if args.alpha is not None else {}

@@ -26,6 +26,9 @@ RIDE_FIELDS = ("PULocationID", "DOLocationID", "trip_distance")
 
 #: The features the step produces, in column order.
 FEATURE_COLUMNS = ("PU_DO", "trip_distance")
+#: With ``zones=True`` the step also passes the zone IDs on as numbers (NaN when missing), for
+#: models that split on them (the gradient-boosting candidate).
+ZONE_COLUMNS = ("PULocationID", "DOLocationID")
 
 #: Category token for a pickup or dropoff zone that is null in the records.
 MISSING_ZONE = "missing"
@@ -106,15 +109,16 @@ def pair_tokens(pickup: pd.Series, dropoff: pd.Series) -> np.ndarray:
     return tokens[pair_codes]
 
 
-def build_features(rides: Rides) -> pd.DataFrame:
+def build_features(rides: Rides, *, zones: bool = False) -> pd.DataFrame:
     """The course's features from raw rides.
 
     Args:
         rides: ``n`` ride records with :data:`RIDE_FIELDS` (other fields are ignored).
+        zones: Also return ``PULocationID`` and ``DOLocationID`` as float64 (NaN if missing).
 
     Returns:
         ``n`` rows with columns ``PU_DO`` (object dtype, str values) and ``trip_distance``
-        (float64, miles), in the order of the input.
+        (float64, miles), then the zone columns when ``zones``, in the order of the input.
 
     Raises:
         InvalidRidesError: A field is missing, a zone is not a whole number, or a distance is
@@ -138,21 +142,27 @@ def build_features(rides: Rides) -> pd.DataFrame:
             f"trip_distance must be a finite number of miles; {int(bad.sum()):,} of "
             f"{len(distance):,} rides have none (first at row {int(np.argmax(bad))})"
         )
-    # object dtype on purpose: OneHotEncoder converts pandas' string dtype back to it anyway.
-    return pd.DataFrame(
-        {
-            "PU_DO": pd.Series(pair_tokens(pu, do), index=frame.index, dtype=object),
-            "trip_distance": pd.Series(distance, index=frame.index),
-        }
-    )
+    # object dtype on purpose: the encoders work on Python strings.
+    columns = {
+        "PU_DO": pd.Series(pair_tokens(pu, do), index=frame.index, dtype=object),
+        "trip_distance": pd.Series(distance, index=frame.index),
+    }
+    if zones:
+        columns["PULocationID"] = pu.astype("float64")
+        columns["DOLocationID"] = do.astype("float64")
+    return pd.DataFrame(columns)
 
 
 class RideFeatures(TransformerMixin, BaseEstimator):
     """scikit-learn transformer wrapping :func:`build_features`; it learns nothing.
 
     ``transform`` takes a DataFrame or a list of ride dicts (shape ``(n,)`` records) and
-    returns a DataFrame of shape ``(n, 2)``: ``PU_DO`` and ``trip_distance``.
+    returns a DataFrame of shape ``(n, 2)``: ``PU_DO`` and ``trip_distance``, or ``(n, 4)``
+    with the zone IDs as numbers when ``zones=True``.
     """
+
+    def __init__(self, zones: bool = False) -> None:
+        self.zones = zones
 
     def fit(self, X: Rides, y: object = None) -> RideFeatures:  # noqa: N803 (sklearn API)
         """Nothing to learn; checks that ``X`` holds usable rides."""
@@ -161,11 +171,12 @@ class RideFeatures(TransformerMixin, BaseEstimator):
 
     def transform(self, X: Rides) -> pd.DataFrame:  # noqa: N803 (sklearn API)
         """See :func:`build_features`."""
-        return build_features(X)
+        return build_features(X, zones=getattr(self, "zones", False))
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
-        """``["PU_DO", "trip_distance"]``."""
-        return np.asarray(FEATURE_COLUMNS, dtype=object)
+        """``["PU_DO", "trip_distance"]``, plus the zone columns when ``zones``."""
+        names = FEATURE_COLUMNS + (ZONE_COLUMNS if getattr(self, "zones", False) else ())
+        return np.asarray(names, dtype=object)
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()

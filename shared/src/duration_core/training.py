@@ -15,7 +15,7 @@ from sklearn.pipeline import Pipeline
 
 from duration_core.datasets import TripMonth
 from duration_core.evaluation import Metrics, evaluate
-from duration_core.features import FEATURE_COLUMNS, RIDE_FIELDS
+from duration_core.features import RIDE_FIELDS
 from duration_core.model import build_pipeline
 from duration_core.trips import MAX_DURATION_MINUTES, MIN_DURATION_MINUTES, TripData, load_trips
 
@@ -57,7 +57,7 @@ class TrainingResult:
             "model": self.model,
             "params": self.params,
             "ride_fields": list(RIDE_FIELDS),
-            "features": list(FEATURE_COLUMNS),
+            "features": list(self.pipeline.named_steps["features"].get_feature_names_out()),
             "target": "duration (minutes) = dropoff - pickup",
             "duration_filter_minutes": [first.min_duration, first.max_duration],
             "train": [t.describe() for t in self.train],
