@@ -44,6 +44,15 @@ def test_ridge_is_selectable_and_close_to_the_baseline() -> None:
     assert result.val_metrics.rmse == pytest.approx(7.7037, abs=1e-3)
 
 
+def test_gbm_candidate_beats_the_baseline_from_the_same_raw_fields() -> None:
+    result = train_model("green:2021-01", "green:2021-02", model="gbm")
+    assert result.val_metrics.rmse == pytest.approx(5.988, abs=0.01)
+    assert result.val_metrics.rmse <= 6.2  # level 2's target, from raw ride fields alone
+    again = train_model("green:2021-01", "green:2021-02", model="gbm")
+    assert again.val_metrics.rmse == result.val_metrics.rmse  # seeded: reproducible
+    assert result.pipeline.predict([RIDE]).shape == (1,)
+
+
 def test_model_beats_the_mean_predictor(course_result: TrainingResult) -> None:
     y_val = course_result.val.rides["duration"].to_numpy()
     mean_train = course_result.train[0].rides["duration"].mean()
