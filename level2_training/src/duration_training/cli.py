@@ -1,0 +1,156 @@
+"""``duration-pipeline``: run the level-2 training pipeline, or export a registered model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from duration_core import DurationCoreError
+from duration_training.config import PipelineConfig
+from duration_training.errors import DataValidationError, PipelineError
+from duration_training.export import export_model
+from duration_training.pipeline import run_pipeline
+
+EPILOG = """examples:
+  duration-pipeline run --train green:2021-01 --val green:2021-02
+  duration-pipeline run --train green:2021-01 --train green:2021-02 --val green:2021-03 --json
+  duration-pipeline export --model-uri models:/nyc-taxi-duration@champion --out models/champion.zip
+  duration-serve --model models/champion.zip
+
+SOURCE is a parquet path or a month SERVICE:YYYY-MM (bundled, cached or downloaded).
+Tracking: --tracking-uri, else $MLFLOW_TRACKING_URI, else the embedded sqlite:///mlflow.db
+(artifacts in ./mlartifacts); see the runs with
+  mlflow ui --backend-store-uri sqlite:///mlflow.db
+Thresholds come from the environment: DURATION_MIN_RIDES (1000), DURATION_MIN_KEPT_SHARE
+(0.9), DURATION_MAX_TRIP_DISTANCE (500 miles), DURATION_MIN_PLAUSIBLE_DISTANCE_SHARE (0.99),
+DURATION_CHAMPION_MARGIN (0.01), DURATION_EXPERIMENT, DURATION_MODEL_NAME.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface of ``duration-pipeline``."""
+    parser = argparse.ArgumentParser(
+        prog="duration-pipeline",
+        description="Level 2: a validated, tracked training pipeline with an MLflow registry.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser(
+        "run",
+        help="ingest, validate, train candidates, register the best, decide the champion",
+        description="Ingest the months, validate them, train every candidate as a nested MLflow "
+        "run, register the best as challenger and move champion if it is better.",
+    )
+    run.add_argument("--train", action="append", required=True, metavar="SOURCE",
+                     help="training month or file; repeat for several")  # fmt: skip
+    run.add_argument("--val", required=True, metavar="SOURCE", help="validation month or file")
+    run.add_argument(
+        "--candidates",
+        help="comma-separated models to compare (default linear,lasso,ridge,gbm)",
+    )
+    run.add_argument(
+        "--champion-margin", type=float,
+        help="relative RMSE improvement a new version needs to become champion (default 0.01)",
+    )  # fmt: skip
+    export = commands.add_parser(
+        "export",
+        help="write a registered model as the core artifact that duration-serve serves",
+        description="Write a registered model as a duration-core artifact (the level-2 "
+        "hand-off to the level-1 service).",
+    )
+    export.add_argument("--model-uri", required=True,
+                        help="models:/NAME@ALIAS or models:/NAME/VERSION")  # fmt: skip
+    export.add_argument("--out", required=True, type=Path, help="artifact path to write")
+    for sub in (run, export):
+        sub.add_argument("--tracking-uri", help="MLflow tracking URI (default: see below)")
+        sub.add_argument("--json", action="store_true",
+                         help="print one JSON summary line last on stdout")  # fmt: skip
+        sub.add_argument("-q", "--quiet", action="store_true", help="only warnings on stderr")
+    run.add_argument("--cache-dir", help="cache folder for downloaded months")
+    run.add_argument(
+        "--no-download",
+        action="store_true",
+        help="fail instead of downloading a month that is not bundled or cached",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``duration-pipeline``; exit code 0 done, 1 a step or check failed, 2 usage or
+    an unreachable tracking server."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    for noisy in ("mlflow", "alembic", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.command == "export":
+        return _export(args)
+    overrides = {}
+    if args.candidates:
+        overrides["candidates"] = tuple(c.strip() for c in args.candidates.split(",") if c.strip())
+    if args.champion_margin is not None:
+        overrides["champion_margin"] = args.champion_margin
+    try:
+        config = PipelineConfig(**overrides)
+    except (ValidationError, ValueError) as exc:
+        parser.error(str(exc).splitlines()[0] if isinstance(exc, ValueError) else str(exc))
+    try:
+        result = run_pipeline(
+            args.train, args.val, config=config, tracking_uri=args.tracking_uri,
+            cache_dir=args.cache_dir, download=not args.no_download,
+        )  # fmt: skip
+    except PipelineError as exc:
+        steps = getattr(exc, "steps", None)
+        if steps is not None:
+            print(steps.render(), file=sys.stderr)
+        print(f"duration-pipeline: error in step {exc.step}: {exc}", file=sys.stderr)
+        if isinstance(exc, DataValidationError):
+            for check in exc.report.failures:
+                print(f"  {check.source}: {check.name}: {check.detail}", file=sys.stderr)
+        return 2 if exc.step == "connect" else 1
+    except DurationCoreError as exc:
+        print(f"duration-pipeline: error: {exc}", file=sys.stderr)
+        return 1
+    print(result.steps.render())
+    for c in result.candidates:
+        print(f"{c.name:>8}: val RMSE {c.metrics.rmse:.4f} min, MAE {c.metrics.mae:.4f}, "
+              f"R² {c.metrics.r2:.4f}, fit {c.fit_seconds:.1f} s")  # fmt: skip
+    print(f"registered {config.model_name} "
+          f"v{result.version} (run {result.run_id}); aliases moved: "
+          f"{', '.join(result.aliases_moved)}")  # fmt: skip
+    print(f"decision: {result.decision}")
+    if args.json:
+        print(json.dumps(result.summary()))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    try:
+        summary = export_model(args.model_uri, args.out, tracking_uri=args.tracking_uri)
+    except DurationCoreError as exc:
+        step = getattr(exc, "step", "export")
+        print(f"duration-pipeline: error in step {step}: {exc}", file=sys.stderr)
+        return 2 if step == "connect" else 1
+    print(
+        f"exported {args.model_uri} (v{summary['registered_version']}, {summary['model']}) to "
+        f"{summary['model_path']} (sha256 {summary['sha256'][:12]})"
+    )
+    if args.json:
+        print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

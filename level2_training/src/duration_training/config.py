@@ -1,0 +1,45 @@
+"""Pipeline configuration: pydantic-settings, environment variables prefixed ``DURATION_``."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from duration_core.model import REGRESSORS
+
+
+class PipelineConfig(BaseSettings):
+    """Thresholds and names of the training pipeline.
+
+    Attributes:
+        tracking_uri: MLflow tracking URI; default the embedded ``sqlite:///mlflow.db`` (the
+            ``MLFLOW_TRACKING_URI`` variable, or ``--tracking-uri``, overrides it).
+        experiment: MLflow experiment of the runs.
+        model_name: Registered model name.
+        candidates: Models trained and compared (keys of ``duration_core.model.REGRESSORS``).
+        min_rides: Fewest rides a month may have after the duration filter.
+        min_kept_share: Smallest share of a month's rides the duration filter may keep (0-1).
+        max_trip_distance: Miles above which a distance counts as implausible.
+        min_plausible_distance_share: Smallest share of rides with a finite distance in
+            ``[0, max_trip_distance]`` (0-1).
+        champion_margin: Relative RMSE improvement needed to replace the champion (0.01 = 1%).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="DURATION_", extra="ignore")
+
+    tracking_uri: str | None = None
+    experiment: str = "nyc-taxi-duration"
+    model_name: str = "nyc-taxi-duration"
+    candidates: tuple[str, ...] = ("linear", "lasso", "ridge", "gbm")
+    min_rides: int = Field(default=1_000, ge=1)
+    min_kept_share: float = Field(default=0.9, ge=0, le=1)
+    max_trip_distance: float = Field(default=500.0, gt=0)
+    min_plausible_distance_share: float = Field(default=0.99, ge=0, le=1)
+    champion_margin: float = Field(default=0.01, ge=0, lt=1)
+
+    def model_post_init(self, context: object) -> None:
+        unknown = [c for c in self.candidates if c not in REGRESSORS]
+        if unknown or not self.candidates:
+            raise ValueError(
+                f"unknown candidate model(s) {unknown}: expected some of {', '.join(REGRESSORS)}"
+            )

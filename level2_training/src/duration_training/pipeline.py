@@ -1,0 +1,386 @@
+"""The level-2 training pipeline: ingest, validate, train, evaluate, register, decide.
+
+Each step is a plain function; :func:`run_pipeline` runs them in order inside one MLflow parent
+run (the candidates are nested runs), times them in a :class:`~duration_training.steps.StepTable`
+and stops at the first failure: the run is marked ``FAILED`` with the reason, nothing is
+registered and no alias moves.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from typing import Any
+
+import matplotlib.pyplot as plt
+import mlflow
+import mlflow.sklearn
+import pandas as pd
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+from sklearn.pipeline import Pipeline
+
+from duration_core import (
+    DurationCoreError,
+    Metrics,
+    TripData,
+    TripMonth,
+    build_pipeline,
+    evaluate,
+    load_trips,
+)
+from duration_core.artifact import library_versions
+from duration_core.features import RIDE_FIELDS
+from duration_training import plots
+from duration_training.config import PipelineConfig
+from duration_training.errors import DataValidationError, PipelineError
+from duration_training.steps import StepTable
+from duration_training.tracking import alias_version, connect, git_commit
+from duration_training.validation import ValidationReport, validate
+
+logger = logging.getLogger(__name__)
+
+STEPS = ("ingest", "validate", "train", "evaluate", "register", "decide")
+SEED = 0  # every seeded estimator in duration_core.model uses 0
+#: Types outside skops' default trust list that the candidate pipelines contain.
+TRUSTED_TYPES = [
+    "duration_core.features.RideFeatures",
+    "duration_core.encoding.RideVectorizer",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.model_selection._split.KFold",
+]
+Source = str | os.PathLike[str] | TripMonth
+
+
+@dataclass
+class Candidate:
+    """One trained candidate: its pipeline, validation metrics and nested MLflow run."""
+
+    name: str
+    pipeline: Pipeline
+    metrics: Metrics
+    run_id: str
+    fit_seconds: float
+
+
+@dataclass
+class PipelineResult:
+    """What a run did: the steps, the data, the candidates, the version and the aliases."""
+
+    run_id: str
+    steps: StepTable
+    tracking_uri: str
+    train: list[TripData] = field(default_factory=list)
+    val: TripData | None = None
+    validation: ValidationReport | None = None
+    candidates: list[Candidate] = field(default_factory=list)
+    best: Candidate | None = None
+    version: str | None = None
+    aliases_moved: list[str] = field(default_factory=list)
+    champion_version: str | None = None
+    champion_rmse: float | None = None
+    decision: str = ""
+
+    def summary(self) -> dict[str, Any]:
+        """One machine-readable line: run id, version, aliases moved, metrics."""
+        return {
+            "run_id": self.run_id,
+            "tracking_uri": self.tracking_uri,
+            "registered_version": self.version,
+            "aliases_moved": self.aliases_moved,
+            "decision": self.decision,
+            "best_model": self.best.name if self.best else None,
+            "metrics": {c.name: c.metrics.as_dict(prefix="val_") for c in self.candidates},
+            "champion_version": self.champion_version,
+            "steps": self.steps.as_dicts(),
+        }
+
+
+def ingest(
+    train: Sequence[Source], val: Source, *, cache_dir: str | None, download: bool
+) -> tuple[list[TripData], TripData]:
+    """Read the training months and the validation month (bundled, cached or downloaded).
+
+    Raises:
+        PipelineError: A month is missing, corrupt, lacks a column or has no rides left; the
+            message names the file and the reason (step ``ingest``).
+    """
+    try:
+        train_data = [load_trips(s, cache_dir=cache_dir, download=download) for s in train]
+        val_data = load_trips(val, cache_dir=cache_dir, download=download)
+    except DurationCoreError as exc:
+        raise PipelineError(f"ingest failed: {exc}", step="ingest") from None
+    return train_data, val_data
+
+
+def check_data(train: list[TripData], val: TripData, config: PipelineConfig) -> ValidationReport:
+    """Run the data checks; log the report to the active run.
+
+    Raises:
+        DataValidationError: A check failed; the message names each file and failed check.
+    """
+    report = validate(train, val, config)
+    mlflow.log_dict(report.as_dict(), "validation/report.json")
+    if not report.passed:
+        raise DataValidationError(f"data validation failed: {report.summary()}", report=report)
+    return report
+
+
+def train_candidates(rides: pd.DataFrame, val: TripData, config: PipelineConfig) -> list[Candidate]:
+    """Fit each candidate on ``rides`` as a nested run; score it on ``val`` with plots."""
+    candidates = []
+    y_val = val.rides["duration"].to_numpy()
+    for name in config.candidates:
+        with mlflow.start_run(run_name=name, nested=True) as run:
+            pipeline = build_pipeline(name)
+            regressor = pipeline.named_steps["regressor"]
+            mlflow.log_params({"model": name, **_plain(regressor.get_params())})
+            with _timer() as fit:
+                pipeline.fit(rides, rides["duration"].to_numpy())
+            predicted = pipeline.predict(val.rides)
+            metrics = evaluate(y_val, predicted)
+            mlflow.log_metrics({**metrics.as_dict(prefix="val_"), "fit_seconds": fit.seconds})
+            title = f"{name}: validation {val.source}"
+            for figure, path in (
+                (
+                    plots.predicted_vs_actual(y_val, predicted, title),
+                    "plots/predicted_vs_actual.png",
+                ),
+                (
+                    plots.residuals_by_distance(
+                        val.rides["trip_distance"].to_numpy(), y_val, predicted, title
+                    ),
+                    "plots/residuals_by_distance.png",
+                ),
+            ):
+                mlflow.log_figure(figure, path)
+                plt.close(figure)
+            logger.info("candidate %s: val RMSE %.4f min", name, metrics.rmse)
+            candidates.append(Candidate(name, pipeline, metrics, run.info.run_id, fit.seconds))
+    return candidates
+
+
+def register(best: Candidate, example: pd.DataFrame, config: PipelineConfig) -> str:
+    """Log the best pipeline with a signature and input example, register it, return its version.
+
+    The alias ``challenger`` moves to the new version.
+    """
+    signature = infer_signature(example, best.pipeline.predict(example))
+    info = mlflow.sklearn.log_model(
+        best.pipeline,
+        name="model",
+        signature=signature,
+        input_example=example,
+        # MLflow writes scikit-learn models with skops, which loads only types it is told to
+        # trust: the project's own pipeline steps and the scikit-learn internals they hold.
+        skops_trusted_types=TRUSTED_TYPES,
+        pip_requirements=[
+            f"duration-core=={version('duration-core')}",
+            f"scikit-learn=={version('scikit-learn')}",
+            f"pandas=={version('pandas')}",
+            f"numpy=={version('numpy')}",
+        ],
+    )
+    registered = mlflow.register_model(info.model_uri, config.model_name)
+    client = MlflowClient()
+    client.set_registered_model_alias(config.model_name, "challenger", registered.version)
+    return str(registered.version)
+
+
+def decide(
+    new_version: str, new_rmse: float, val: TripData, config: PipelineConfig
+) -> tuple[bool, str | None, float | None, str]:
+    """Move ``champion`` to ``new_version`` if there is none, or if the new RMSE beats the
+    current champion's, re-scored on the same validation month, by ``champion_margin``.
+
+    Returns:
+        (promoted, previous champion version, its RMSE on ``val``, a sentence saying why).
+    """
+    client = MlflowClient()
+    name = config.model_name
+    current = alias_version(client, name, "champion")
+    champion_rmse = None
+    if current is None:
+        promoted, why = True, "no champion yet"
+    else:
+        champion = mlflow.sklearn.load_model(f"models:/{name}@champion")
+        champion_rmse = evaluate(val.rides["duration"].to_numpy(), champion.predict(val.rides)).rmse
+        bar = champion_rmse * (1 - config.champion_margin)
+        promoted = new_rmse < bar
+        why = (
+            f"RMSE {new_rmse:.4f} vs champion v{current}'s {champion_rmse:.4f} on {val.source}: "
+            + (
+                f"better by more than {config.champion_margin:.0%}"
+                if promoted
+                else f"not better by {config.champion_margin:.0%} (needed < {bar:.4f})"
+            )
+        )
+    if promoted:
+        client.set_registered_model_alias(name, "champion", new_version)
+    decision = "promoted to champion" if promoted else f"champion stays v{current}"
+    tags = {
+        "decision": decision,
+        "val_rmse": repr(new_rmse),
+        "validation_data": val.source,
+        "champion_before": current or "none",
+        "champion_val_rmse": "" if champion_rmse is None else repr(champion_rmse),
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(name, new_version, key, value)
+    client.update_model_version(name, new_version, description=f"{decision}: {why}")
+    return promoted, current, champion_rmse, why
+
+
+def run_pipeline(
+    train: Sequence[Source],
+    val: Source,
+    *,
+    config: PipelineConfig | None = None,
+    tracking_uri: str | None = None,
+    cache_dir: str | None = None,
+    download: bool = True,
+) -> PipelineResult:
+    """Run every step; see the module docstring.
+
+    Args:
+        train: Training months or files (``green:2021-01`` or paths); several are concatenated.
+        val: The validation month or file.
+        config: Thresholds and names; default :class:`PipelineConfig` (environment).
+        tracking_uri: MLflow tracking URI; default ``$MLFLOW_TRACKING_URI`` or
+            ``sqlite:///mlflow.db``.
+        cache_dir: Cache folder for downloaded months.
+        download: Whether months that are neither bundled nor cached may be downloaded.
+
+    Raises:
+        TrackingUnavailableError: The tracking server cannot be reached (before any run).
+        PipelineError: A step failed (``DataValidationError`` for a failed data check); the
+            run is marked FAILED with the reason and nothing is registered.
+    """
+    config = config or PipelineConfig()
+    uri, experiment_id = connect(tracking_uri or config.tracking_uri, config.experiment)
+    mlflow.set_experiment(experiment_id=experiment_id)  # the nested runs go there too
+    steps = StepTable.of(*STEPS)
+    with mlflow.start_run(experiment_id=experiment_id, run_name="pipeline") as parent:
+        result = PipelineResult(run_id=parent.info.run_id, steps=steps, tracking_uri=uri)
+        try:
+            _run_steps(result, list(train), val, config, cache_dir, download)
+        except Exception as exc:
+            reason = str(exc)
+            step = getattr(
+                exc, "step", next((s.name for s in steps.steps if s.outcome == "failed"), "?")
+            )
+            mlflow.set_tags({"failed_step": step, "failure_reason": reason[:5000]})
+            mlflow.log_dict({"steps": steps.as_dicts()}, "steps.json")
+            mlflow.end_run(status="FAILED")
+            if isinstance(exc, PipelineError):
+                raise
+            raise PipelineError(f"{step} failed: {reason}", step=step) from exc
+        mlflow.log_dict({"steps": steps.as_dicts()}, "steps.json")
+        mlflow.log_text(steps.render(), "steps.txt")
+    return result
+
+
+def _run_steps(
+    result: PipelineResult,
+    train: list[Source],
+    val: Source,
+    config: PipelineConfig,
+    cache_dir: str | None,
+    download: bool,
+) -> None:
+    steps = result.steps
+    mlflow.set_tags({"git_commit": git_commit(), "pipeline": "duration-pipeline"})
+    mlflow.log_params(
+        {
+            "train": ",".join(str(s) for s in train),
+            "val": str(val),
+            "candidates": ",".join(config.candidates),
+            "seed": SEED,
+            "min_rides": config.min_rides,
+            "min_kept_share": config.min_kept_share,
+            "champion_margin": config.champion_margin,
+        }
+    )
+    with steps.run("ingest") as step:
+        result.train, result.val = ingest(train, val, cache_dir=cache_dir, download=download)
+        rows = sum(t.report.rows_kept for t in result.train)
+        step.note = f"{rows:,} train rides, {result.val.report.rows_kept:,} val rides"
+        _log_data(result.train, result.val)
+    with steps.run("validate") as step:
+        result.validation = check_data(result.train, result.val, config)
+        step.note = f"{len(result.validation.checks)} checks passed"
+    rides = pd.concat([t.rides for t in result.train], ignore_index=True)
+    with steps.run("train") as step:
+        result.candidates = train_candidates(rides, result.val, config)
+        step.note = ", ".join(c.name for c in result.candidates)
+    with steps.run("evaluate") as step:
+        result.best = min(result.candidates, key=lambda c: c.metrics.rmse)
+        best = result.best
+        mlflow.log_metrics(
+            {f"{c.name}_val_rmse": c.metrics.rmse for c in result.candidates}
+            | {"best_val_rmse": best.metrics.rmse}
+        )
+        mlflow.set_tag("best_model", best.name)
+        step.note = f"best {best.name}: RMSE {best.metrics.rmse:.4f} min"
+    with steps.run("register") as step:
+        example = (
+            rides[list(RIDE_FIELDS)]
+            .head(5)
+            .astype({"PULocationID": "int64", "DOLocationID": "int64", "trip_distance": "float64"})
+        )
+        result.version = register(best, example, config)
+        result.aliases_moved.append("challenger")
+        step.note = f"{config.model_name} v{result.version} @challenger"
+    with steps.run("decide") as step:
+        promoted, previous, champion_rmse, why = decide(
+            result.version, best.metrics.rmse, result.val, config
+        )
+        result.champion_version = result.version if promoted else previous
+        result.champion_rmse = champion_rmse
+        result.decision = why
+        if promoted:
+            result.aliases_moved.append("champion")
+        step.note = (
+            ("champion -> v" + result.version) if promoted else f"champion stays v{previous}"
+        )
+
+
+def _log_data(train: list[TripData], val: TripData) -> None:
+    """Data fingerprints and counts, library versions: enough to reproduce the run."""
+    for role, data in [*(("train", t) for t in train), ("val", val)]:
+        prefix = f"{role}.{data.path.name}"
+        mlflow.set_tag(f"{prefix}.sha256", data.sha256)
+        mlflow.log_metrics(
+            {
+                f"{prefix}.rows_read": data.report.rows_read,
+                f"{prefix}.rows_kept": data.report.rows_kept,
+            }
+        )
+    mlflow.log_dict({"train": [t.describe() for t in train], "val": val.describe()}, "data.json")
+    mlflow.set_tags({f"version.{k}": v for k, v in library_versions().items()})
+    mlflow.set_tag("platform", platform.platform())
+
+
+def _plain(params: dict[str, Any]) -> dict[str, Any]:
+    """Estimator parameters MLflow can log: scalars as they are, anything else as text."""
+    return {
+        k: v if isinstance(v, int | float | str | bool) or v is None else repr(v)
+        for k, v in params.items()
+    }
+
+
+class _timer:  # noqa: N801 (used as a context manager, like a function)
+    """``with _timer() as t: ...``, then ``t.seconds``."""
+
+    def __enter__(self) -> _timer:
+        self._start = time.perf_counter()
+        self.seconds = 0.0
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self._start

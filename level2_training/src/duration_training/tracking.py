@@ -1,0 +1,98 @@
+"""Connecting to MLflow: the embedded SQLite default, or a tracking server that must answer."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from duration_training.errors import TrackingUnavailableError
+
+logger = logging.getLogger(__name__)
+
+#: Embedded default: a SQLite file in the working folder, artifacts beside it.
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+LOCAL_ARTIFACTS = "mlartifacts"
+
+
+def resolve_tracking_uri(uri: str | None) -> str:
+    """``uri``, else ``$MLFLOW_TRACKING_URI``, else :data:`DEFAULT_TRACKING_URI`."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def connect(uri: str | None, experiment: str) -> tuple[str, str]:
+    """Point MLflow at ``uri`` and make sure ``experiment`` exists; return (uri, experiment id).
+
+    A remote server is probed first (``GET /health``, 5 s), and MLflow's own HTTP retries are
+    turned off, so a server that is down fails in seconds with its address in the message
+    instead of minutes of retries. With a local SQLite or file store, a new experiment keeps
+    its artifacts in ``./mlartifacts``.
+
+    Raises:
+        TrackingUnavailableError: The server does not answer, or the store cannot be opened.
+    """
+    uri = absolute_sqlite(resolve_tracking_uri(uri))
+    if uri.startswith(("http://", "https://")):
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+        probe = uri.rstrip("/") + "/health"
+        try:
+            with urllib.request.urlopen(probe, timeout=5) as response:  # noqa: S310 (http(s))
+                response.read()
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise TrackingUnavailableError(
+                f"MLflow tracking server {uri} is not reachable ({reason}); start it, or "
+                "unset MLFLOW_TRACKING_URI to use the embedded sqlite:///mlflow.db"
+            ) from None
+    mlflow.set_tracking_uri(uri)
+    try:
+        found = mlflow.get_experiment_by_name(experiment)
+        if found is not None:
+            return uri, found.experiment_id
+        location = None
+        if uri.startswith(("sqlite:", "file:")) or "://" not in uri:
+            location = (Path.cwd() / LOCAL_ARTIFACTS).resolve().as_uri()
+        return uri, mlflow.create_experiment(experiment, artifact_location=location)
+    except MlflowException as exc:
+        raise TrackingUnavailableError(f"cannot use the MLflow store {uri}: {exc}") from None
+
+
+def absolute_sqlite(uri: str) -> str:
+    """``sqlite:///mlflow.db`` -> ``sqlite:////abs/path/mlflow.db`` (relative to the working
+    folder now), so the URI recorded and cached by MLflow names one file, wherever it is used."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str((Path.cwd() / uri.removeprefix(prefix)).resolve())
+    return uri
+
+
+def git_commit() -> str:
+    """The checked-out commit (with ``-dirty`` for uncommitted changes), or ``unknown``."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],  # noqa: S607 (git from PATH, fixed arguments)
+            capture_output=True, text=True, check=True, timeout=5,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],  # noqa: S607
+            capture_output=True, text=True, check=True, timeout=5,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
+    """The version that ``alias`` points to, or None (no such alias or model yet)."""
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
