@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,3 +17,4 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     yield tmp_path
     mlflow.set_tracking_uri(None)  # back to MLflow's default for the next test
+    os.environ.pop("MLFLOW_TRACKING_URI", None)  # which set_tracking_uri also exports

@@ -104,8 +104,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["champion_margin"] = args.champion_margin
     try:
         config = PipelineConfig(**overrides)
-    except (ValidationError, ValueError) as exc:
-        parser.error(str(exc).splitlines()[0] if isinstance(exc, ValueError) else str(exc))
+    except ValidationError as exc:
+        parser.error(
+            "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors()
+            )
+        )
     try:
         result = run_pipeline(
             args.train, args.val, config=config, tracking_uri=args.tracking_uri,

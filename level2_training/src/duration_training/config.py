@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from duration_core.model import REGRESSORS
@@ -37,9 +37,12 @@ class PipelineConfig(BaseSettings):
     min_plausible_distance_share: float = Field(default=0.99, ge=0, le=1)
     champion_margin: float = Field(default=0.01, ge=0, lt=1)
 
-    def model_post_init(self, context: object) -> None:
-        unknown = [c for c in self.candidates if c not in REGRESSORS]
-        if unknown or not self.candidates:
+    @field_validator("candidates")
+    @classmethod
+    def _known_models(cls, candidates: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [c for c in candidates if c not in REGRESSORS]
+        if unknown or not candidates:
             raise ValueError(
                 f"unknown candidate model(s) {unknown}: expected some of {', '.join(REGRESSORS)}"
             )
+        return candidates
