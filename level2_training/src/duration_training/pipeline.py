@@ -328,11 +328,9 @@ def _run_steps(
         mlflow.set_tag("best_model", best.name)
         step.note = f"best {best.name}: RMSE {best.metrics.rmse:.4f} min"
     with steps.run("register") as step:
-        example = (
-            rides[list(RIDE_FIELDS)]
-            .head(5)
-            .astype({"PULocationID": "int64", "DOLocationID": "int64", "trip_distance": "float64"})
-        )
+        # Zones as doubles in the signature: a zone may be missing (NaN), and MLflow's schema
+        # enforcement accepts integers where doubles are declared, not the other way round.
+        example = rides[list(RIDE_FIELDS)].head(5).astype("float64")
         result.version = register(best, example, config)
         result.aliases_moved.append("challenger")
         step.note = f"{config.model_name} v{result.version} @challenger"
