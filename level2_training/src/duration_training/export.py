@@ -19,7 +19,7 @@ from sklearn.pipeline import Pipeline
 from duration_core import save_model
 from duration_core.artifact import library_versions
 from duration_training.errors import PipelineError
-from duration_training.tracking import connect
+from duration_training.tracking import tracking
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,11 @@ def export_model(
         PipelineError: The URI does not resolve, or the model was trained under another
             scikit-learn version, or is not a pipeline.
     """
-    connect(tracking_uri, experiment)
+    with tracking(tracking_uri, experiment):
+        return _export(model_uri, Path(out))
+
+
+def _export(model_uri: str, out: Path) -> dict[str, Any]:
     client = MlflowClient()
     try:
         version = _resolve_version(client, model_uri)

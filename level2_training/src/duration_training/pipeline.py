@@ -40,7 +40,7 @@ from duration_training import plots
 from duration_training.config import PipelineConfig
 from duration_training.errors import DataValidationError, PipelineError
 from duration_training.steps import StepTable
-from duration_training.tracking import alias_version, connect, git_commit
+from duration_training.tracking import alias_version, git_commit, tracking
 from duration_training.validation import ValidationReport, validate
 
 logger = logging.getLogger(__name__)
@@ -262,27 +262,32 @@ def run_pipeline(
             run is marked FAILED with the reason and nothing is registered.
     """
     config = config or PipelineConfig()
-    uri, experiment_id = connect(tracking_uri or config.tracking_uri, config.experiment)
-    mlflow.set_experiment(experiment_id=experiment_id)  # the nested runs go there too
-    steps = StepTable.of(*STEPS)
-    with mlflow.start_run(experiment_id=experiment_id, run_name="pipeline") as parent:
-        result = PipelineResult(run_id=parent.info.run_id, steps=steps, tracking_uri=uri)
-        try:
-            _run_steps(result, list(train), val, config, cache_dir, download)
-        except Exception as exc:
-            reason = str(exc)
-            step = getattr(
-                exc, "step", next((s.name for s in steps.steps if s.outcome == "failed"), "?")
-            )
-            mlflow.set_tags({"failed_step": step, "failure_reason": reason[:5000]})
+    with tracking(tracking_uri or config.tracking_uri, config.experiment) as (uri, experiment_id):
+        mlflow.set_experiment(experiment_id=experiment_id)  # the nested runs go there too
+        steps = StepTable.of(*STEPS)
+        with mlflow.start_run(experiment_id=experiment_id, run_name="pipeline") as parent:
+            result = PipelineResult(run_id=parent.info.run_id, steps=steps, tracking_uri=uri)
+            try:
+                _run_steps(result, list(train), val, config, cache_dir, download)
+            except Exception as exc:
+                _fail(exc, steps)
             mlflow.log_dict({"steps": steps.as_dicts()}, "steps.json")
-            mlflow.end_run(status="FAILED")
-            if isinstance(exc, PipelineError):
-                raise
-            raise PipelineError(f"{step} failed: {reason}", step=step) from exc
-        mlflow.log_dict({"steps": steps.as_dicts()}, "steps.json")
-        mlflow.log_text(steps.render(), "steps.txt")
+            mlflow.log_text(steps.render(), "steps.txt")
     return result
+
+
+def _fail(exc: Exception, steps: StepTable) -> None:
+    """Mark the active run FAILED with the step and the reason, then raise a PipelineError."""
+    reason = str(exc)
+    failed = next((s.name for s in steps.steps if s.outcome == "failed"), "?")
+    step = getattr(exc, "step", failed)
+    mlflow.set_tags({"failed_step": step, "failure_reason": reason[:5000]})
+    mlflow.log_dict({"steps": steps.as_dicts()}, "steps.json")
+    mlflow.end_run(status="FAILED")
+    if isinstance(exc, PipelineError):
+        exc.steps = steps  # type: ignore[attr-defined]  # the CLI prints the table
+        raise exc
+    raise PipelineError(f"{step} failed: {reason}", step=step) from exc
 
 
 def _run_steps(

@@ -7,6 +7,8 @@ import os
 import subprocess
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -63,6 +65,24 @@ def connect(uri: str | None, experiment: str) -> tuple[str, str]:
         return uri, mlflow.create_experiment(experiment, artifact_location=location)
     except MlflowException as exc:
         raise TrackingUnavailableError(f"cannot use the MLflow store {uri}: {exc}") from None
+
+
+@contextmanager
+def tracking(uri: str | None, experiment: str) -> Iterator[tuple[str, str]]:
+    """:func:`connect` for the duration of a block, leaving ``MLFLOW_TRACKING_URI`` as it was.
+
+    ``mlflow.set_tracking_uri`` exports the URI to the environment; without restoring it, a
+    second pipeline in the same process (another working folder, say) would silently track to
+    the first one's store.
+    """
+    saved = os.environ.get("MLFLOW_TRACKING_URI")
+    try:
+        yield connect(uri, experiment)
+    finally:
+        if saved is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = saved
 
 
 def absolute_sqlite(uri: str) -> str:
