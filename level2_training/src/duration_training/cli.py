@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import mlflow.artifacts
 from pydantic import ValidationError
 
 from duration_core import DurationCoreError
@@ -75,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("-q", "--quiet", action="store_true", help="only warnings on stderr")
     run.add_argument("--cache-dir", help="cache folder for downloaded months")
     run.add_argument(
+        "--report-dir",
+        type=Path,
+        help="also write the step table, the JSON summary and the best candidate's plots here "
+        "(what the scheduled workflow uploads)",
+    )
+    run.add_argument(
         "--no-download",
         action="store_true",
         help="fail instead of downloading a month that is not bundled or cached",
@@ -120,6 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         steps = getattr(exc, "steps", None)
         if steps is not None:
             print(steps.render(), file=sys.stderr)
+            _write_report(
+                args.report_dir, steps.render() + f"\n\nerror in step {exc.step}: {exc}\n"
+            )
         print(f"duration-pipeline: error in step {exc.step}: {exc}", file=sys.stderr)
         if isinstance(exc, DataValidationError):
             for check in exc.report.failures:
@@ -136,9 +146,25 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"v{result.version} (run {result.run_id}); aliases moved: "
           f"{', '.join(result.aliases_moved)}")  # fmt: skip
     print(f"decision: {result.decision}")
+    if args.report_dir is not None:
+        _write_report(args.report_dir, result.steps.render() + "\n", result.summary())
+        mlflow.artifacts.download_artifacts(
+            run_id=result.best.run_id, artifact_path="plots", dst_path=str(args.report_dir),
+            tracking_uri=result.tracking_uri,
+        )  # fmt: skip
     if args.json:
         print(json.dumps(result.summary()))
     return 0
+
+
+def _write_report(folder: Path | None, steps: str, summary: dict | None = None) -> None:
+    """The step table (and the summary) as files, for a CI job to upload."""
+    if folder is None:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "steps.txt").write_text(steps)
+    if summary is not None:
+        (folder / "summary.json").write_text(json.dumps(summary, indent=2))
 
 
 def _export(args: argparse.Namespace) -> int:
