@@ -200,3 +200,9 @@ def test_tracking_server_down_fails_fast_naming_it(workdir: Path) -> None:
     with pytest.raises(TrackingUnavailableError, match=f"http://127.0.0.1:{port} is not reachable"):
         run_pipeline(["green:2021-01"], "green:2021-02", tracking_uri=f"http://127.0.0.1:{port}")
     assert time.monotonic() - start < 10
+
+
+def test_the_same_training_file_twice_is_refused(workdir: Path) -> None:
+    with pytest.raises(DataValidationError, match="it would count twice"):
+        run_pipeline(["green:2021-01", JAN], "green:2021-02")
+    assert MlflowClient().search_registered_models() == []

@@ -8,7 +8,8 @@ Checks (thresholds in :class:`~duration_training.config.PipelineConfig`):
 - ``zones``: every non-null pickup/dropoff zone is a TLC taxi zone, 1-265;
 - ``distance``: at least ``min_plausible_distance_share`` of the rides have a distance in
   ``[0, max_trip_distance]`` miles;
-- ``distinct_files``: the validation file is not one of the training files (by sha256).
+- ``distinct_files``: no training file is given twice, and the validation file is not one of
+  the training files (by sha256).
 
 Required columns and their types are checked while reading (``duration_core.load_trips``).
 """
@@ -63,7 +64,15 @@ def validate(train: list[TripData], val: TripData, config: PipelineConfig) -> Va
     report = ValidationReport()
     for data in [*train, val]:
         report.checks.extend(_checks(data, config))
-    train_digests = {t.sha256: t.path.name for t in train}
+    train_digests: dict[str, str] = {}
+    for data in train:
+        twin = train_digests.get(data.sha256)
+        if twin is not None:
+            report.checks.append(
+                Check("distinct_files", data.path.name, False,
+                      f"has the same bytes as training file {twin}: it would count twice")
+            )  # fmt: skip
+        train_digests[data.sha256] = data.path.name
     same = train_digests.get(val.sha256)
     report.checks.append(
         Check(
