@@ -206,3 +206,59 @@ def test_the_same_training_file_twice_is_refused(workdir: Path) -> None:
     with pytest.raises(DataValidationError, match="it would count twice"):
         run_pipeline(["green:2021-01", JAN], "green:2021-02")
     assert MlflowClient().search_registered_models() == []
+
+
+def test_a_failure_after_registering_rolls_the_registry_back(workdir: Path, monkeypatch) -> None:
+    run_pipeline(["green:2021-01"], "green:2021-02", config=PipelineConfig(candidates=("linear",)))
+
+    def broken_decide(*args, **kwargs):
+        raise RuntimeError("registry went away")
+
+    monkeypatch.setattr("duration_training.pipeline.decide", broken_decide)
+    with pytest.raises(PipelineError, match="RuntimeError: registry went away") as raised:
+        run_pipeline(
+            ["green:2021-01"], "green:2021-02", config=PipelineConfig(candidates=("linear",))
+        )
+    assert raised.value.step == "decide"
+    client = MlflowClient()
+    assert [str(v.version) for v in client.search_model_versions(f"name='{NAME}'")] == ["1"]
+    assert str(client.get_model_version_by_alias(NAME, "challenger").version) == "1"
+    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "1"
+
+
+def test_ctrl_c_marks_the_run_killed_and_registers_nothing(workdir: Path, monkeypatch) -> None:
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("duration_training.pipeline.train_candidates", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(["green:2021-01"], "green:2021-02")
+    (run,) = mlflow.search_runs(experiment_names=["nyc-taxi-duration"], output_format="list")
+    assert run.info.status == "KILLED"
+    assert run.data.tags["failure_reason"] == "interrupted"
+    assert MlflowClient().search_registered_models() == []
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("sqlite://", "is an in-memory store"),
+        ("sqlite:////nonexistent/folder/x.db", "the folder /nonexistent/folder does not exist"),
+        ("sqlite:///junk.db", "cannot use the MLflow store"),
+    ],
+)
+def test_unusable_stores_are_refused(workdir: Path, uri: str, message: str) -> None:
+    (workdir / "junk.db").write_text("not a database")
+    with pytest.raises(TrackingUnavailableError, match=message):
+        run_pipeline(["green:2021-01"], "green:2021-02", tracking_uri=uri)
+
+
+@pytest.mark.parametrize(
+    ("candidates", "message"),
+    [((), "no candidate models given"), (("gbm", "gbm"), "given twice"), (("x",), "unknown")],
+)
+def test_bad_candidate_lists(candidates, message: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=message):
+        PipelineConfig(candidates=candidates)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import mlflow.artifacts
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from duration_core import DurationCoreError
 from duration_training.config import PipelineConfig
@@ -45,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser(
         "run",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="ingest, validate, train candidates, register the best, decide the champion",
         description="Ingest the months, validate them, train every candidate as a nested MLflow "
         "run, register the best as challenger and move champion if it is better.",
@@ -62,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     export = commands.add_parser(
         "export",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="write a registered model as the core artifact that duration-serve serves",
         description="Write a registered model as a duration-core artifact (the level-2 "
         "hand-off to the level-1 service).",
@@ -70,7 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="models:/NAME@ALIAS or models:/NAME/VERSION")  # fmt: skip
     export.add_argument("--out", required=True, type=Path, help="artifact path to write")
     for sub in (run, export):
-        sub.add_argument("--tracking-uri", help="MLflow tracking URI (default: see below)")
+        sub.add_argument(
+            "--tracking-uri",
+            help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
+        )
         sub.add_argument("--json", action="store_true",
                          help="print one JSON summary line last on stdout")  # fmt: skip
         sub.add_argument("-q", "--quiet", action="store_true", help="only warnings on stderr")
@@ -105,12 +113,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "export":
         return _export(args)
     overrides = {}
-    if args.candidates:
+    if args.candidates is not None:
         overrides["candidates"] = tuple(c.strip() for c in args.candidates.split(",") if c.strip())
     if args.champion_margin is not None:
         overrides["champion_margin"] = args.champion_margin
     try:
         config = PipelineConfig(**overrides)
+    except SettingsError as exc:
+        parser.error(f"{exc} (check the DURATION_* environment variables)")
     except ValidationError as exc:
         parser.error(
             "; ".join(
@@ -123,7 +133,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.train, args.val, config=config, tracking_uri=args.tracking_uri,
             cache_dir=args.cache_dir, download=not args.no_download,
         )  # fmt: skip
+    except KeyboardInterrupt:
+        print("duration-pipeline: interrupted; the run is marked KILLED, nothing was registered",
+              file=sys.stderr)  # fmt: skip
+        return 130
     except PipelineError as exc:
+        if args.json:
+            print(json.dumps({"error": str(exc), "step": exc.step}))
         steps = getattr(exc, "steps", None)
         if steps is not None:
             print(steps.render(), file=sys.stderr)

@@ -32,17 +32,22 @@ class PipelineConfig(BaseSettings):
     model_name: str = "nyc-taxi-duration"
     candidates: tuple[str, ...] = ("linear", "lasso", "ridge", "gbm")
     min_rides: int = Field(default=1_000, ge=1)
-    min_kept_share: float = Field(default=0.9, ge=0, le=1)
-    max_trip_distance: float = Field(default=500.0, gt=0)
-    min_plausible_distance_share: float = Field(default=0.99, ge=0, le=1)
-    champion_margin: float = Field(default=0.01, ge=0, lt=1)
+    min_kept_share: float = Field(default=0.9, ge=0, le=1, allow_inf_nan=False)
+    max_trip_distance: float = Field(default=500.0, gt=0, allow_inf_nan=False)
+    min_plausible_distance_share: float = Field(default=0.99, ge=0, le=1, allow_inf_nan=False)
+    champion_margin: float = Field(default=0.01, ge=0, lt=1, allow_inf_nan=False)
 
     @field_validator("candidates")
     @classmethod
     def _known_models(cls, candidates: tuple[str, ...]) -> tuple[str, ...]:
+        if not candidates:
+            raise ValueError(f"no candidate models given: choose from {', '.join(REGRESSORS)}")
         unknown = [c for c in candidates if c not in REGRESSORS]
-        if unknown or not candidates:
+        if unknown:
             raise ValueError(
                 f"unknown candidate model(s) {unknown}: expected some of {', '.join(REGRESSORS)}"
             )
+        twice = sorted({c for c in candidates if candidates.count(c) > 1})
+        if twice:
+            raise ValueError(f"candidate model(s) {twice} given twice")
         return candidates

@@ -85,6 +85,7 @@ class PipelineResult:
     champion_version: str | None = None
     champion_rmse: float | None = None
     decision: str = ""
+    aliases_before: dict[str, str | None] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """One machine-readable line: run id, version, aliases moved, metrics."""
@@ -114,7 +115,7 @@ def ingest(
         train_data = [load_trips(s, cache_dir=cache_dir, download=download) for s in train]
         val_data = load_trips(val, cache_dir=cache_dir, download=download)
     except DurationCoreError as exc:
-        raise PipelineError(f"ingest failed: {exc}", step="ingest") from None
+        raise PipelineError(str(exc), step="ingest") from None
     return train_data, val_data
 
 
@@ -168,7 +169,8 @@ def train_candidates(rides: pd.DataFrame, val: TripData, config: PipelineConfig)
 def register(best: Candidate, example: pd.DataFrame, config: PipelineConfig) -> str:
     """Log the best pipeline with a signature and input example, register it, return its version.
 
-    The alias ``challenger`` moves to the new version.
+    The caller then moves the alias ``challenger`` to it (:func:`_run_steps`), so that a failure
+    in between still knows which version to roll back.
     """
     signature = infer_signature(example, best.pipeline.predict(example))
     info = mlflow.sklearn.log_model(
@@ -187,8 +189,6 @@ def register(best: Candidate, example: pd.DataFrame, config: PipelineConfig) -> 
         ],
     )
     registered = mlflow.register_model(info.model_uri, config.model_name)
-    client = MlflowClient()
-    client.set_registered_model_alias(config.model_name, "challenger", registered.version)
     return str(registered.version)
 
 
@@ -215,9 +215,9 @@ def decide(
         why = (
             f"RMSE {new_rmse:.4f} vs champion v{current}'s {champion_rmse:.4f} on {val.source}: "
             + (
-                f"better by more than {config.champion_margin:.0%}"
+                f"better by more than {config.champion_margin * 100:g}%"
                 if promoted
-                else f"not better by {config.champion_margin:.0%} (needed < {bar:.4f})"
+                else f"not better by {config.champion_margin * 100:g}% (needed < {bar:.4f})"
             )
         )
     if promoted:
@@ -269,25 +269,57 @@ def run_pipeline(
             result = PipelineResult(run_id=parent.info.run_id, steps=steps, tracking_uri=uri)
             try:
                 _run_steps(result, list(train), val, config, cache_dir, download)
-            except Exception as exc:
+            except BaseException as exc:  # Ctrl-C too: never leave a half-registered version
+                _roll_back(result, config)
                 _fail(exc, steps)
             mlflow.log_dict({"steps": steps.as_dicts()}, "steps.json")
             mlflow.log_text(steps.render(), "steps.txt")
     return result
 
 
-def _fail(exc: Exception, steps: StepTable) -> None:
-    """Mark the active run FAILED with the step and the reason, then raise a PipelineError."""
-    reason = str(exc)
+def _roll_back(result: PipelineResult, config: PipelineConfig) -> None:
+    """Undo a registration whose run failed: delete the new version, restore the aliases."""
+    if result.version is None:
+        return
+    name = config.model_name
+    client = MlflowClient()
+    try:
+        client.delete_model_version(name, result.version)  # its aliases go with it
+        for alias, previous in result.aliases_before.items():
+            if previous is not None:
+                client.set_registered_model_alias(name, alias, previous)
+    except Exception:
+        logger.exception(
+            "could not roll back %s v%s: check its aliases in the registry", name, result.version
+        )
+        return
+    logger.warning("rolled back: deleted %s v%s and restored its aliases", name, result.version)
+    result.version = None
+    result.aliases_moved.clear()
+
+
+def _fail(exc: BaseException, steps: StepTable) -> None:
+    """Mark the active run FAILED (KILLED for Ctrl-C) with the step and the reason, then raise:
+    the same KeyboardInterrupt, or a PipelineError naming the step."""
     failed = next((s.name for s in steps.steps if s.outcome == "failed"), "?")
     step = getattr(exc, "step", failed)
-    mlflow.set_tags({"failed_step": step, "failure_reason": reason[:5000]})
-    mlflow.log_dict({"steps": steps.as_dicts()}, "steps.json")
-    mlflow.end_run(status="FAILED")
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    reason = "interrupted" if interrupted else (str(exc) or type(exc).__name__)
+    try:
+        mlflow.set_tags({"failed_step": step, "failure_reason": reason[:5000]})
+        mlflow.log_dict({"steps": steps.as_dicts()}, "steps.json")
+        mlflow.log_text(steps.render(), "steps.txt")
+        mlflow.end_run(status="KILLED" if interrupted else "FAILED")
+    except Exception:  # the store itself may be what failed; the error below says what
+        logger.warning("could not record the failure in the tracking store", exc_info=True)
+    if interrupted:
+        raise exc
     if isinstance(exc, PipelineError):
         exc.steps = steps  # type: ignore[attr-defined]  # the CLI prints the table
         raise exc
-    raise PipelineError(f"{step} failed: {reason}", step=step) from exc
+    error = PipelineError(f"{type(exc).__name__}: {reason}", step=step)
+    error.steps = steps  # type: ignore[attr-defined]
+    raise error from exc
 
 
 def _run_steps(
@@ -336,7 +368,13 @@ def _run_steps(
         # Zones as doubles in the signature: a zone may be missing (NaN), and MLflow's schema
         # enforcement accepts integers where doubles are declared, not the other way round.
         example = rides[list(RIDE_FIELDS)].head(5).astype("float64")
+        client = MlflowClient()
+        result.aliases_before = {
+            alias: alias_version(client, config.model_name, alias)
+            for alias in ("challenger", "champion")
+        }
         result.version = register(best, example, config)
+        client.set_registered_model_alias(config.model_name, "challenger", result.version)
         result.aliases_moved.append("challenger")
         step.note = f"{config.model_name} v{result.version} @challenger"
     with steps.run("decide") as step:

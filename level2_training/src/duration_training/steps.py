@@ -42,7 +42,8 @@ class StepTable:
             yield step
         except BaseException as exc:
             step.outcome = "failed"
-            step.note = step.note or str(exc).splitlines()[0][:120]
+            text = str(exc).splitlines() or [type(exc).__name__]  # Ctrl-C has no message
+            step.note = step.note or text[0][:120]
             raise
         else:
             step.outcome = "ok"

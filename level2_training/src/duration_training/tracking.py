@@ -40,7 +40,23 @@ def connect(uri: str | None, experiment: str) -> tuple[str, str]:
     Raises:
         TrackingUnavailableError: The server does not answer, or the store cannot be opened.
     """
+    from_environment = not uri and bool(os.environ.get("MLFLOW_TRACKING_URI"))
     uri = absolute_sqlite(resolve_tracking_uri(uri))
+    hint = (
+        "unset MLFLOW_TRACKING_URI to use the embedded sqlite:///mlflow.db"
+        if from_environment
+        else "or leave out --tracking-uri to use the embedded sqlite:///mlflow.db"
+    )
+    if uri.startswith("sqlite:"):
+        path = uri.removeprefix("sqlite:///")
+        if uri in ("sqlite://", "sqlite:///:memory:") or path == ":memory:":
+            raise TrackingUnavailableError(
+                f"{uri} is an in-memory store: every run and model would vanish on exit"
+            )
+        if not Path(path).parent.is_dir():
+            raise TrackingUnavailableError(
+                f"cannot use the MLflow store {uri}: the folder {Path(path).parent} does not exist"
+            )
     if uri.startswith(("http://", "https://")):
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
@@ -48,11 +64,14 @@ def connect(uri: str | None, experiment: str) -> tuple[str, str]:
         try:
             with urllib.request.urlopen(probe, timeout=5) as response:  # noqa: S310 (http(s))
                 response.read()
+        except urllib.error.HTTPError as exc:
+            raise TrackingUnavailableError(
+                f"MLflow tracking server {uri} answered HTTP {exc.code} on /health; {hint}"
+            ) from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
             raise TrackingUnavailableError(
-                f"MLflow tracking server {uri} is not reachable ({reason}); start it, or "
-                "unset MLFLOW_TRACKING_URI to use the embedded sqlite:///mlflow.db"
+                f"MLflow tracking server {uri} is not reachable ({reason}); start it, {hint}"
             ) from None
     mlflow.set_tracking_uri(uri)
     try:
@@ -63,8 +82,13 @@ def connect(uri: str | None, experiment: str) -> tuple[str, str]:
         if uri.startswith(("sqlite:", "file:")) or "://" not in uri:
             location = (Path.cwd() / LOCAL_ARTIFACTS).resolve().as_uri()
         return uri, mlflow.create_experiment(experiment, artifact_location=location)
-    except MlflowException as exc:
-        raise TrackingUnavailableError(f"cannot use the MLflow store {uri}: {exc}") from None
+    except ImportError as exc:  # e.g. postgresql:// without its driver
+        raise TrackingUnavailableError(
+            f"cannot use the MLflow store {uri}: {exc} (install the database driver)"
+        ) from None
+    except Exception as exc:  # MlflowException, sqlalchemy errors: not a database, locked, ...
+        message = getattr(exc, "message", None) or str(exc).splitlines()[0]
+        raise TrackingUnavailableError(f"cannot use the MLflow store {uri}: {message}") from None
 
 
 @contextmanager
