@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt
 import mlflow
 import mlflow.sklearn
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from sklearn.pipeline import Pipeline
@@ -265,15 +266,24 @@ def run_pipeline(
     with tracking(tracking_uri or config.tracking_uri, config.experiment) as (uri, experiment_id):
         mlflow.set_experiment(experiment_id=experiment_id)  # the nested runs go there too
         steps = StepTable.of(*STEPS)
-        with mlflow.start_run(experiment_id=experiment_id, run_name="pipeline") as parent:
-            result = PipelineResult(run_id=parent.info.run_id, steps=steps, tracking_uri=uri)
-            try:
-                _run_steps(result, list(train), val, config, cache_dir, download)
-            except BaseException as exc:  # Ctrl-C too: never leave a half-registered version
-                _roll_back(result, config)
-                _fail(exc, steps)
-            mlflow.log_dict({"steps": steps.as_dicts()}, "steps.json")
-            mlflow.log_text(steps.render(), "steps.txt")
+        try:
+            with mlflow.start_run(experiment_id=experiment_id, run_name="pipeline") as parent:
+                result = PipelineResult(run_id=parent.info.run_id, steps=steps, tracking_uri=uri)
+                try:
+                    _run_steps(result, list(train), val, config, cache_dir, download)
+                except BaseException as exc:  # Ctrl-C too: never leave a half-registered version
+                    _roll_back(result, config)
+                    _fail(exc, steps)
+                mlflow.log_dict({"steps": steps.as_dicts()}, "steps.json")
+                mlflow.log_text(steps.render(), "steps.txt")
+        except MlflowException as exc:
+            # The store failed, possibly while closing a run that had already failed: report
+            # the pipeline's own error if there is one, else the store's.
+            if isinstance(exc.__context__, PipelineError):
+                raise exc.__context__ from None
+            error = PipelineError(f"the tracking store {uri} failed: {exc.message}", step="track")
+            error.steps = steps  # type: ignore[attr-defined]
+            raise error from None
     return result
 
 
