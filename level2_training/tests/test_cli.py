@@ -62,4 +62,4 @@ def test_export_of_a_missing_model(tmp_path: Path) -> None:
     done = run("export", "--model-uri", "models:/nyc-taxi-duration@champion", "--out", "x.zip",
                cwd=tmp_path)  # fmt: skip
     assert done.returncode == 1
-    assert "cannot load models:/nyc-taxi-duration@champion" in done.stderr
+    assert "there is no MLflow store at sqlite:///" in done.stderr

@@ -19,7 +19,7 @@ from sklearn.pipeline import Pipeline
 from duration_core import save_model
 from duration_core.artifact import library_versions
 from duration_training.errors import PipelineError
-from duration_training.tracking import tracking
+from duration_training.tracking import absolute_sqlite, resolve_tracking_uri, tracking
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,20 @@ def export_model(
         PipelineError: The URI does not resolve, or the model was trained under another
             scikit-learn version, or is not a pipeline.
     """
+    store = absolute_sqlite(resolve_tracking_uri(tracking_uri))
+    if store.startswith("sqlite:///") and not Path(store.removeprefix("sqlite:///")).is_file():
+        raise PipelineError(
+            f"there is no MLflow store at {store}: run duration-pipeline run here first, or "
+            "pass --tracking-uri",
+            step="export",
+        )
+    if not model_uri.startswith("models:/") or (
+        "@" not in model_uri and "/" not in model_uri.removeprefix("models:/")
+    ):
+        raise PipelineError(
+            f"{model_uri!r} is not a registry URI: use models:/NAME@ALIAS or models:/NAME/VERSION",
+            step="export",
+        )
     with tracking(tracking_uri, experiment):
         return _export(model_uri, Path(out))
 
