@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import http.server
 import socket
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -139,18 +137,10 @@ class TlcHandler(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def tlc_server(jan_path: Path) -> Iterator[str]:
+def tlc_server(jan_path: Path, loopback_server) -> str:
     TlcHandler.body = jan_path.read_bytes()
     TlcHandler.requests = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), TlcHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/trip-data"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    return loopback_server(TlcHandler) + "/trip-data"
 
 
 def test_download_lands_in_the_cache_and_is_reused(

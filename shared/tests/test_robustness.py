@@ -9,10 +9,8 @@ import re
 import stat
 import subprocess
 import sys
-import threading
 import zipfile
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import ClassVar
 
@@ -36,22 +34,9 @@ from duration_core import (
     train_model,
 )
 from duration_core.datasets import file_sha256
+from trip_files import DROPOFF, PICKUP, green_columns
 
-PICKUP = datetime(2021, 1, 5, 8, 0, 0)
-DROPOFF = datetime(2021, 1, 5, 8, 12, 30)
 RIDE = {"PULocationID": 43, "DOLocationID": 151, "trip_distance": 1.5}
-
-
-def green(**overrides):
-    columns = {
-        "lpep_pickup_datetime": pa.array([PICKUP, PICKUP], pa.timestamp("us")),
-        "lpep_dropoff_datetime": pa.array([DROPOFF, DROPOFF], pa.timestamp("us")),
-        "PULocationID": pa.array([43, 74], pa.int64()),
-        "DOLocationID": pa.array([151, 75], pa.int64()),
-        "trip_distance": pa.array([1.5, 0.8]),
-    }
-    columns.update(overrides)
-    return columns
 
 
 # --- files that are read ---------------------------------------------------------------------
@@ -60,14 +45,15 @@ def green(**overrides):
 def test_one_timezone_aware_timestamp_is_refused(write_trips) -> None:
     path = write_trips(
         lpep_pickup_datetime=pa.array([PICKUP.replace(tzinfo=UTC)] * 2, pa.timestamp("us", "UTC")),
-        **{k: v for k, v in green().items() if k != "lpep_pickup_datetime"},
+        **{k: v for k, v in green_columns(2).items() if k != "lpep_pickup_datetime"},
     )
     with pytest.raises(InvalidValueError, match="has a time zone and the other timestamp has none"):
         load_trips(path)
 
 
 def test_two_timezone_aware_timestamps_are_compared_in_utc(write_trips) -> None:
-    columns = green(
+    columns = green_columns(
+        2,
         lpep_pickup_datetime=pa.array([PICKUP] * 2, pa.timestamp("us", "UTC")),
         lpep_dropoff_datetime=pa.array([DROPOFF] * 2, pa.timestamp("us", "UTC")),
     )
@@ -86,11 +72,13 @@ def test_location_ids_out_of_range_are_named(write_trips, ids, shown: str) -> No
     with pytest.raises(
         InvalidValueError, match=f"'PULocationID' must hold .*found {re.escape(shown)}"
     ):
-        load_trips(write_trips(**green(PULocationID=ids)))
+        load_trips(write_trips(**green_columns(2, PULocationID=ids)))
 
 
 def test_rides_without_distance_are_dropped_and_counted(write_trips) -> None:
-    data = load_trips(write_trips(**green(trip_distance=pa.array([None, 0.8], pa.float64()))))
+    data = load_trips(
+        write_trips(**green_columns(2, trip_distance=pa.array([None, 0.8], pa.float64())))
+    )
     assert data.report.missing_distance == 1
     assert data.report.rows_kept == 1
     assert "1 without a distance" in str(data.report)
@@ -109,8 +97,8 @@ def test_fhv_needs_require_distance_false(write_trips) -> None:
 
 
 def test_exact_column_spelling_wins_over_other_case(write_trips) -> None:
-    rides = load_trips(write_trips(**green(pulocationid=pa.array(["x", "y"])))).rides
-    assert rides["PULocationID"].tolist() == [43, 74]
+    rides = load_trips(write_trips(**green_columns(2, pulocationid=pa.array(["x", "y"])))).rides
+    assert rides["PULocationID"].tolist() == [43, 43]
 
 
 def test_a_directory_is_not_a_trip_file(tmp_path: Path) -> None:
@@ -284,15 +272,8 @@ class TrickyHandler(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def tricky_server() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), TrickyHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+def tricky_server(loopback_server) -> str:
+    return loopback_server(TrickyHandler)
 
 
 def test_parquet_magic_around_garbage_is_not_cached(tricky_server: str, tmp_path: Path) -> None:

@@ -19,22 +19,7 @@ from duration_core import (
     load_trips,
     read_trips,
 )
-
-PICKUP = datetime(2021, 1, 5, 8, 0, 0)
-DROPOFF = datetime(2021, 1, 5, 8, 12, 30)
-
-
-def green_columns(n: int = 1, **overrides):
-    columns = {
-        "lpep_pickup_datetime": pa.array([PICKUP] * n, pa.timestamp("us")),
-        "lpep_dropoff_datetime": pa.array([DROPOFF] * n, pa.timestamp("us")),
-        "PULocationID": pa.array([43] * n, pa.int64()),
-        "DOLocationID": pa.array([151] * n, pa.int64()),
-        "trip_distance": pa.array([1.5] * n, pa.float64()),
-    }
-    columns.update(overrides)
-    return columns
-
+from trip_files import DROPOFF, PICKUP, green_columns
 
 # --- data tests on the bundled real months -------------------------------------------------
 
