@@ -29,6 +29,9 @@ BUNDLED_SHA256 = {  # from the TLC data README (shared/src/duration_core/data/RE
     "green_tripdata_2021-03.parquet": (
         "78847a2e0ccb58202eef3337903e696317656815f50423733ad3099dabc58a9d"
     ),
+    "green_tripdata_2023-03.parquet": (
+        "69ab2c3b515ad1dd686a8ac3375370b8a44b003d95d340655d94828db0681d9d"
+    ),
     "taxi_zone_lookup.csv": ("598bfdd5170dcd8b9cfb5ec7f8dc283552e1b79cf0bcf3b7a0463fec1bfef115"),
 }
 

@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cache_dir=args.cache_dir,
             download=not args.no_download,
         )
-        sha256 = save_model(result.pipeline, args.out, result.metadata())
+        sha256 = save_model(result.pipeline, args.out, result.metadata(), profile=result.profile)
     except (DurationCoreError, ValueError, OSError) as exc:
         print(f"duration-train: error: {exc}", file=sys.stderr)
         return 1

@@ -68,3 +68,7 @@ class ChecksumMismatchError(ModelArtifactError):
 
 class IncompatibleModelError(ModelArtifactError):
     """The artifact was saved under another scikit-learn version than the one installed."""
+
+
+class ProfileError(DurationCoreError):
+    """A reference profile cannot be used: a missing or bad key, or an unreadable file."""

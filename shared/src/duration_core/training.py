@@ -17,6 +17,7 @@ from duration_core.datasets import TripMonth
 from duration_core.evaluation import Metrics, evaluate
 from duration_core.features import RIDE_FIELDS
 from duration_core.model import build_pipeline
+from duration_core.profile import ReferenceProfile, build_profile
 from duration_core.trips import MAX_DURATION_MINUTES, MIN_DURATION_MINUTES, TripData, load_trips
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,10 @@ class TrainingResult:
         train: The training months, as read and filtered.
         val: The validation month, as read and filtered.
         val_metrics: Scores on ``val``.
-        timings: Seconds spent per step (``read``, ``fit``, ``evaluate``).
+        timings: Seconds spent per step (``read``, ``fit``, ``profile``, ``evaluate``).
+        profile: The reference profile of the training rides and of the fitted pipeline's
+            predictions on them, for :func:`duration_core.artifact.save_model` (``profile=``)
+            and later drift checks (:func:`duration_core.profile.drift_report`).
     """
 
     pipeline: Pipeline
@@ -44,6 +48,7 @@ class TrainingResult:
     val: TripData
     val_metrics: Metrics
     timings: dict[str, float] = field(default_factory=dict)
+    profile: ReferenceProfile | None = None
 
     @property
     def train_rows(self) -> int:
@@ -93,7 +98,10 @@ def train_model(
         download: Whether months that are not bundled or cached may be downloaded.
 
     Returns:
-        The fitted pipeline, the data read and the validation metrics. On the bundled files
+        The fitted pipeline, the data read, the validation metrics and the reference profile
+        of the training rides (:func:`duration_core.profile.build_profile` of the rides and the
+        fitted pipeline's predictions on them; save it with
+        ``save_model(..., profile=result.profile)``). On the bundled files
         (train green 2021-01, validate green 2021-02, ``linear``): 73,908 and 61,921 rides,
         validation RMSE 7.7587 minutes (course: 7.758715).
 
@@ -142,6 +150,14 @@ def train_model(
     timings["fit"] = time.perf_counter() - start
 
     start = time.perf_counter()
+    profile = build_profile(
+        rides,
+        pipeline.predict(rides),
+        source=" + ".join(t.source for t in train_data),
+    )
+    timings["profile"] = time.perf_counter() - start
+
+    start = time.perf_counter()
     val_metrics = evaluate(val_data.rides["duration"].to_numpy(), pipeline.predict(val_data.rides))
     timings["evaluate"] = time.perf_counter() - start
     logger.info("validation RMSE %.4f min on %s rides", val_metrics.rmse, f"{val_metrics.n:,}")
@@ -153,4 +169,5 @@ def train_model(
         val=val_data,
         val_metrics=val_metrics,
         timings=timings,
+        profile=profile,
     )
