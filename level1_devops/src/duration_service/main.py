@@ -79,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The last added is the outermost: the metrics also count the size limit's 413s.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    _add_error_handlers(app)
+    add_error_handlers(app)
     return app
 
 
@@ -107,7 +107,9 @@ def _is_json(request: Request) -> bool:
     return media == "application/json" or media.endswith("+json")
 
 
-def _add_error_handlers(app: FastAPI) -> None:
+def add_error_handlers(app: FastAPI) -> None:
+    """JSON error answers: 400 bad JSON, 415 not JSON, 422 naming each field, 500 without a
+    traceback. Level 3's router installs the same handlers."""
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()

@@ -23,6 +23,9 @@ class PipelineConfig(BaseSettings):
         min_plausible_distance_share: Smallest share of rides with a finite distance in
             ``[0, max_trip_distance]`` (0-1).
         champion_margin: Relative RMSE improvement needed to replace the champion (0.01 = 1%).
+        offline_promotion: Move ``champion`` when the new version wins on the validation
+            month. Level 3 turns it off: with a router serving the champion, an A/B test on
+            live traffic decides (the first version still becomes champion).
     """
 
     model_config = SettingsConfigDict(env_prefix="DURATION_", extra="ignore")
@@ -36,6 +39,7 @@ class PipelineConfig(BaseSettings):
     max_trip_distance: float = Field(default=500.0, gt=0, allow_inf_nan=False)
     min_plausible_distance_share: float = Field(default=0.99, ge=0, le=1, allow_inf_nan=False)
     champion_margin: float = Field(default=0.01, ge=0, lt=1, allow_inf_nan=False)
+    offline_promotion: bool = True
 
     @field_validator("candidates")
     @classmethod

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import mlflow
+import mlflow.artifacts
 import mlflow.sklearn
 import pandas as pd
 from mlflow.exceptions import MlflowException
@@ -35,17 +37,26 @@ from duration_core import (
     evaluate,
     load_trips,
 )
+from duration_core.profile import build_profile
 from duration_core.artifact import library_versions
 from duration_core.features import RIDE_FIELDS
 from duration_training import plots
 from duration_training.config import PipelineConfig
 from duration_training.errors import DataValidationError, PipelineError
 from duration_training.steps import StepTable
-from duration_training.tracking import alias_version, git_commit, tracking
+from duration_training.tracking import (
+    MODEL_SHA256_TAG,
+    alias_version,
+    git_commit,
+    model_digest,
+    tracking,
+)
 from duration_training.validation import ValidationReport, validate
 
 logger = logging.getLogger(__name__)
 
+#: Run artifact holding the training data's :class:`~duration_core.ReferenceProfile`.
+PROFILE_ARTIFACT = "reference_profile.json"
 STEPS = ("ingest", "validate", "train", "evaluate", "register", "decide")
 SEED = 0  # every seeded estimator in duration_core.model uses 0
 #: Types outside skops' default trust list that the candidate pipelines contain.
@@ -190,7 +201,16 @@ def register(best: Candidate, example: pd.DataFrame, config: PipelineConfig) -> 
         ],
     )
     registered = mlflow.register_model(info.model_uri, config.model_name)
-    return str(registered.version)
+    number = str(registered.version)
+    # Digest of the files as stored, read back from the store: what a deployment downloads
+    # must be byte for byte what was registered (level 3 checks it).
+    with tempfile.TemporaryDirectory() as folder:
+        stored = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{config.model_name}/{number}", dst_path=folder
+        )
+        digest = model_digest(stored)
+    MlflowClient().set_model_version_tag(config.model_name, number, MODEL_SHA256_TAG, digest)
+    return number
 
 
 def decide(
@@ -212,14 +232,15 @@ def decide(
         champion = mlflow.sklearn.load_model(f"models:/{name}@champion")
         champion_rmse = evaluate(val.rides["duration"].to_numpy(), champion.predict(val.rides)).rmse
         bar = champion_rmse * (1 - config.champion_margin)
-        promoted = new_rmse < bar
+        promoted = new_rmse < bar and config.offline_promotion
         why = (
             f"RMSE {new_rmse:.4f} vs champion v{current}'s {champion_rmse:.4f} on {val.source}: "
             + (
                 f"better by more than {config.champion_margin * 100:g}%"
-                if promoted
+                if new_rmse < bar
                 else f"not better by {config.champion_margin * 100:g}% (needed < {bar:.4f})"
             )
+            + ("" if config.offline_promotion else "; promotion left to the A/B test")
         )
     if promoted:
         client.set_registered_model_alias(name, "champion", new_version)
@@ -383,6 +404,12 @@ def _run_steps(
             alias: alias_version(client, config.model_name, alias)
             for alias in ("challenger", "champion")
         }
+        # The training reference for drift monitoring (level 3): input and prediction
+        # distributions and the PU_DO pairs seen, beside the model in the run's artifacts.
+        profile = build_profile(
+            rides, best.pipeline.predict(rides), source=",".join(t.source for t in result.train)
+        )
+        mlflow.log_dict(profile.to_dict(), PROFILE_ARTIFACT)
         result.version = register(best, example, config)
         client.set_registered_model_alias(config.model_name, "challenger", result.version)
         result.aliases_moved.append("challenger")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import subprocess
@@ -42,6 +43,8 @@ def connect(uri: str | None, experiment: str) -> tuple[str, str]:
     """
     from_environment = not uri and bool(os.environ.get("MLFLOW_TRACKING_URI"))
     uri = absolute_sqlite(resolve_tracking_uri(uri))
+    # The registration step reads the model back; no progress bar for a local copy.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     hint = (
         "unset MLFLOW_TRACKING_URI to use the embedded sqlite:///mlflow.db"
         if from_environment
@@ -140,3 +143,30 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
         return str(client.get_model_version_by_alias(name, alias).version)
     except MlflowException:
         return None
+
+
+#: Model-version tag holding :func:`model_digest` of the registered model's files, written at
+#: registration; level 3 refuses to deploy a download whose digest differs.
+MODEL_SHA256_TAG = "model_sha256"
+
+
+def model_digest(folder: str | os.PathLike[str]) -> str:
+    """sha256 of a model folder: of each file's relative path and sha256, in path order.
+
+    Any added, removed, renamed or changed file changes the digest; where the folder lives
+    does not.
+
+    Raises:
+        FileNotFoundError: ``folder`` is not a folder.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"not a model folder: {root}")
+    outer = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        inner = hashlib.sha256()
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                inner.update(chunk)
+        outer.update(f"{path.relative_to(root).as_posix()}\0{inner.hexdigest()}\n".encode())
+    return outer.hexdigest()

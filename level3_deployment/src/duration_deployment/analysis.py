@@ -1,0 +1,664 @@
+"""A/B analysis of logged predictions: per-variant errors and latency, champion vs challenger.
+
+The input is the router's prediction log as a DataFrame, one row per prediction made by one
+variant (a served model version):
+
+================  =======  ==================================================================
+column            type     meaning
+================  =======  ==================================================================
+``variant``       str      routing name, e.g. ``champion`` or ``challenger``
+``model_version`` str      registered model version the variant served
+``shadow``        bool     scored in shadow (the answer went to nobody), not on live traffic
+``prediction``    float    predicted duration, minutes; NaN when the prediction failed
+``actual``        float    actual duration, minutes; NaN while no feedback has arrived
+``latency_ms``    float    time spent predicting, milliseconds
+``error``         bool     the variant failed on this ride
+``ride_id``       str      caller's ride id (sticky routing, feedback and shadow pairing)
+================  =======  ==================================================================
+
+Every row counts in ``predictions``, latency and error rate; RMSE, MAE and the tests use only
+the *labelled* rows, those with both a finite prediction and an actual. Shadow rows are their
+own variant: a challenger scored in shadow saw the very rides the champion answered.
+
+The comparison is on per-ride squared error (min^2), whose mean is the MSE, so a difference
+in mean squared error is a difference in RMSE^2 with a known sampling distribution:
+
+- live challenger (disjoint rides): Welch's unequal-variance t-test (Welch 1947,
+  Biometrika 34:28-35) with the Welch-Satterthwaite degrees of freedom (Satterthwaite 1946,
+  Biometrics Bulletin 2:110-114), via ``scipy.stats.ttest_ind(equal_var=False)``;
+- shadow challenger (the same rides): a paired bootstrap of the per-ride differences in
+  squared error, percentile interval (Efron & Tibshirani 1993, *An Introduction to the
+  Bootstrap*, ch. 13) and a two-sided test of a zero mean on the differences shifted to the
+  null (ibid. ch. 16, the one-sample test of a mean), p-value ``(r + 1) / (B + 1)`` (North,
+  Curtis & Sham 2002, Am. J. Hum. Genet. 71:439-441). The resamples come from numpy's
+  ``default_rng(seed)``, so a report is reproducible.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+logger = logging.getLogger(__name__)
+
+#: Columns of the prediction log, in the router's order.
+REQUIRED_COLUMNS = (
+    "variant",
+    "model_version",
+    "shadow",
+    "prediction",
+    "actual",
+    "latency_ms",
+    "error",
+    "ride_id",
+)
+#: What the comparison measures.
+METRIC = "squared error (min^2)"
+WELCH = "Welch t-test"
+PAIRED = "paired bootstrap"
+PROMOTE = "promote"
+KEEP_CHAMPION = "keep champion"
+INCONCLUSIVE = "inconclusive"
+#: Resamples drawn at once by the paired bootstrap (bounds memory to chunk x rides int64).
+_BOOTSTRAP_CHUNK = 256
+
+
+@dataclass(frozen=True)
+class VariantStats:
+    """Errors, latency and failures of one variant over the log.
+
+    Attributes:
+        variant: Routing name (``champion``, ``challenger``, ...).
+        model_version: Model version(s) the variant served; several are joined by ``", "``
+            (and noted in the report), none is ``""``.
+        predictions: Rows logged, failed and unlabelled ones included.
+        labelled: Rows with a finite prediction and an actual: the rides RMSE and MAE use.
+        rmse: Root mean squared error over the labelled rides, minutes; None if there are none.
+        mae: Mean absolute error over the labelled rides, minutes; None if there are none.
+        mean_squared_error: MSE over the labelled rides, min^2 (``rmse ** 2``); None if none.
+        latency_p50_ms: Median latency, milliseconds (numpy's default linear interpolation,
+            Hyndman & Fan 1996 definition 7); None when no row has a latency.
+        latency_p99_ms: 99th percentile latency, milliseconds, same method; None likewise.
+        error_rate: Share of the rows where the variant failed, in [0, 1].
+        shadow: True for the rows scored in shadow.
+    """
+
+    variant: str
+    model_version: str
+    predictions: int
+    labelled: int
+    rmse: float | None
+    mae: float | None
+    mean_squared_error: float | None
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+    error_rate: float
+    shadow: bool
+
+    @property
+    def label(self) -> str:
+        """Display name: the variant, with ``(shadow)`` for shadow rows."""
+        return variant_label(self.variant, self.shadow)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Champion against challenger on per-ride squared error.
+
+    Attributes:
+        champion: The champion's variant name.
+        challenger: The challenger's variant name.
+        metric: What is compared: :data:`METRIC`.
+        difference: Challenger mean squared error minus champion's, min^2 (paired: the mean of
+            the per-ride differences); negative means the challenger is better. None when a
+            side has no labelled ride.
+        ci_low: Lower end of the ``confidence`` interval of ``difference``, min^2.
+        ci_high: Upper end, min^2.
+        p_value: Two-sided p-value of "no difference"; None when it cannot be computed
+            (fewer than 2 labelled rides on a side, or no variance at all).
+        method: :data:`WELCH` (disjoint rides) or :data:`PAIRED` (a shadow challenger).
+        confidence: ``1 - alpha``.
+        min_detectable_effect: Smallest change worth detecting, relative to the champion's
+            MSE (0.05 is 5 %).
+        required_labelled_per_variant: Labelled rides per variant that detect that change
+            with the requested power (pairs, for the paired method); None when the variances
+            cannot be estimated yet.
+        more_labelled_needed: Labelled challenger rides still missing at the current split:
+            ``max(0, max(required, min_labelled) - challenger labelled)``.
+        verdict: :data:`PROMOTE`, :data:`KEEP_CHAMPION` or :data:`INCONCLUSIVE`.
+        reason: One sentence with the figures behind the verdict.
+    """
+
+    champion: str
+    challenger: str
+    metric: str
+    difference: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    method: str
+    confidence: float
+    min_detectable_effect: float
+    required_labelled_per_variant: int | None
+    more_labelled_needed: int | None
+    verdict: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ABReport:
+    """The A/B report: per-variant figures and the champion/challenger comparison.
+
+    Attributes:
+        generated_at: When the report was made, ISO 8601 UTC (seconds).
+        variants: One entry per variant and shadow flag: champion first, then challenger
+            (live, then shadow), then any other variant in order of first appearance.
+        comparison: None when the champion or the challenger has no rows (see ``notes``).
+        alpha: Significance level of the test.
+        notes: Caveats worth reading next to the figures (one sentence each).
+    """
+
+    generated_at: str
+    variants: list[VariantStats]
+    comparison: Comparison | None
+    alpha: float
+    notes: list[str] = field(default_factory=list)
+
+    def variant(self, name: str, *, shadow: bool = False) -> VariantStats | None:
+        """The stats of variant ``name`` (its shadow rows when ``shadow``), or None."""
+        for stats_ in self.variants:
+            if stats_.variant == name and stats_.shadow == shadow:
+                return stats_
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict: NaN and infinities become None, so ``json.dumps(...,
+        allow_nan=False)`` accepts it."""
+        return _json_safe(asdict(self))
+
+
+def variant_label(variant: str, shadow: bool) -> str:
+    """``"challenger (shadow)"`` for shadow rows, else the variant name."""
+    return f"{variant} (shadow)" if shadow else variant
+
+
+def ab_report(
+    frame: pd.DataFrame,
+    *,
+    champion: str = "champion",
+    challenger: str = "challenger",
+    alpha: float = 0.05,
+    power: float = 0.8,
+    min_detectable_effect: float = 0.05,
+    min_labelled: int = 30,
+    bootstrap_samples: int = 2000,
+    seed: int = 0,
+) -> ABReport:
+    """Per-variant stats and the champion/challenger verdict from a prediction log.
+
+    Verdict rules, in order: fewer than ``min_labelled`` labelled rides on either side (pairs,
+    for a shadow challenger) is ``inconclusive``; ``p < alpha`` with a negative difference is
+    ``promote``; ``p < alpha`` with a positive one is ``keep champion``; anything else is
+    ``inconclusive``.
+
+    The sample size that detects a change of ``delta = min_detectable_effect x champion MSE``
+    with power ``power`` at two-sided level ``alpha`` is the standard normal-approximation
+    formula for two independent means (Chow, Shao & Wang 2008, *Sample Size Calculations in
+    Clinical Research*, 2nd ed., ch. 3; the pooled ``2 sigma^2`` written as
+    ``s1^2 + s2^2`` for unequal variances): ``n = (z_{1-alpha/2} + z_{power})^2
+    (s1^2 + s2^2) / delta^2`` per variant, ``s1``, ``s2`` the sample standard deviations of
+    the per-ride squared errors. For paired rides the one-sample form of the same formula
+    applies to the differences: ``n = (z_{1-alpha/2} + z_{power})^2 s_d^2 / delta^2`` pairs.
+    ``n`` is rounded up (and is at least 2).
+
+    Args:
+        frame: The prediction log, columns :data:`REQUIRED_COLUMNS` (see the module
+            docstring), ``n`` rows; extra columns are ignored.
+        champion: Variant name of the champion (its live rows).
+        challenger: Variant name of the challenger: live rows if it has any, else shadow.
+        alpha: Two-sided significance level, in (0, 1).
+        power: Power wanted for the sample size, in (0, 1).
+        min_detectable_effect: Relative change of the champion's MSE worth detecting, > 0.
+        min_labelled: Fewest labelled rides per side before any verdict, at least 2.
+        bootstrap_samples: Resamples of the paired bootstrap, at least 100.
+        seed: Seed of the paired bootstrap (numpy ``default_rng``).
+
+    Returns:
+        The report. An empty frame (no rows, whatever its columns) gives no variants and a
+        note; a missing champion or
+        challenger gives ``comparison=None`` and a note. Never raises for lack of data.
+
+    Raises:
+        ValueError: A column of :data:`REQUIRED_COLUMNS` is missing (the message names it),
+            or a parameter is out of range.
+    """
+    _check_parameters(alpha, power, min_detectable_effect, min_labelled, bootstrap_samples)
+    generated_at = datetime.now(UTC).isoformat(timespec="seconds")
+    if len(frame) == 0:
+        return ABReport(generated_at, [], None, alpha, ["no predictions logged yet"])
+    data = _normalise(frame)
+    notes: list[str] = []
+    variants = _variant_stats(data, champion, challenger, notes)
+    comparison = _compare(
+        data,
+        champion=champion,
+        challenger=challenger,
+        alpha=alpha,
+        power=power,
+        mde=min_detectable_effect,
+        min_labelled=min_labelled,
+        bootstrap_samples=bootstrap_samples,
+        seed=seed,
+        notes=notes,
+    )
+    if comparison is not None:
+        logger.info(
+            "A/B %s vs %s: %s (%s, p=%s)",
+            challenger,
+            champion,
+            comparison.verdict,
+            comparison.method,
+            comparison.p_value,
+        )
+    return ABReport(generated_at, variants, comparison, alpha, notes)
+
+
+def absolute_errors(frame: pd.DataFrame) -> dict[tuple[str, bool], np.ndarray]:
+    """Absolute errors (minutes) of the labelled rides, per ``(variant, shadow)``.
+
+    Args:
+        frame: The prediction log, as for :func:`ab_report`.
+
+    Returns:
+        ``{(variant, shadow): errors}``, each of shape ``(labelled,)``, in the log's order of
+        first appearance; empty for an empty frame.
+
+    Raises:
+        ValueError: A required column is missing.
+    """
+    if len(frame) == 0:
+        return {}
+    data = _normalise(frame)
+    scored = data[data["scored"]]
+    return {
+        (str(variant), bool(shadow)): np.abs(group["prediction"] - group["actual"]).to_numpy()
+        for (variant, shadow), group in scored.groupby(["variant", "shadow"], sort=False)
+    }
+
+
+def _check_parameters(
+    alpha: float, power: float, mde: float, min_labelled: int, bootstrap_samples: int
+) -> None:
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+    if not 0 < power < 1:
+        raise ValueError(f"power must lie in (0, 1), got {power}")
+    if not (math.isfinite(mde) and mde > 0):
+        raise ValueError(f"min_detectable_effect must be a positive number, got {mde}")
+    if min_labelled < 2:
+        raise ValueError(
+            f"min_labelled must be at least 2 (a variance needs 2), got {min_labelled}"
+        )
+    if bootstrap_samples < 100:
+        raise ValueError(f"bootstrap_samples must be at least 100, got {bootstrap_samples}")
+
+
+def _text(value: object) -> str | None:
+    """A log cell as text; None, NaN and NA are None."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return str(value)
+
+
+def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
+    """Typed copy of the log with ``se`` (squared error) and ``scored`` columns.
+
+    Raises:
+        ValueError: A required column is missing.
+    """
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"prediction log is missing column {', '.join(repr(c) for c in missing)} "
+            f"(expected {', '.join(REQUIRED_COLUMNS)})"
+        )
+    prediction = pd.to_numeric(frame["prediction"], errors="coerce").to_numpy(dtype="float64")
+    actual = pd.to_numeric(frame["actual"], errors="coerce").to_numpy(dtype="float64")
+    latency = pd.to_numeric(frame["latency_ms"], errors="coerce").to_numpy(dtype="float64")
+    prediction = np.where(np.isfinite(prediction), prediction, np.nan)  # inf is a failure too
+    scored = np.isfinite(prediction) & np.isfinite(actual)
+    data = pd.DataFrame(
+        {
+            "variant": [str(v) for v in frame["variant"]],
+            "model_version": [_text(v) or "" for v in frame["model_version"]],
+            "shadow": [bool(v) if _text(v) is not None else False for v in frame["shadow"]],
+            "prediction": prediction,
+            "actual": actual,
+            "latency_ms": np.where(np.isfinite(latency), latency, np.nan),
+            "error": [bool(v) if _text(v) is not None else False for v in frame["error"]],
+            "ride_id": pd.Series([_text(v) for v in frame["ride_id"]], dtype="object"),
+            "scored": scored,
+        }
+    )
+    data["se"] = np.where(scored, (prediction - actual) ** 2, np.nan)
+    return data
+
+
+def _variant_stats(
+    data: pd.DataFrame, champion: str, challenger: str, notes: list[str]
+) -> list[VariantStats]:
+    def order(key: tuple[str, bool]) -> tuple[int, bool]:
+        variant, shadow = key
+        return ({champion: 0, challenger: 1}.get(variant, 2), shadow)
+
+    groups = dict(iter(data.groupby(["variant", "shadow"], sort=False)))
+    result = []
+    for variant, shadow in sorted(groups, key=order):  # stable: others keep log order
+        group = groups[(variant, shadow)]
+        versions = list(dict.fromkeys(v for v in group["model_version"] if v))
+        if len(versions) > 1:
+            notes.append(
+                f"{variant_label(variant, shadow)} served {len(versions)} model versions "
+                f"({', '.join(versions)}); its figures pool them"
+            )
+        labelled = group[group["scored"]]
+        se = labelled["se"].to_numpy()
+        ae = np.abs(labelled["prediction"] - labelled["actual"]).to_numpy()
+        latency = group["latency_ms"].dropna().to_numpy()
+        mse = float(se.mean()) if se.size else None
+        result.append(
+            VariantStats(
+                variant=str(variant),
+                model_version=", ".join(versions),
+                predictions=len(group),
+                labelled=int(se.size),
+                rmse=math.sqrt(mse) if mse is not None else None,
+                mae=float(ae.mean()) if ae.size else None,
+                mean_squared_error=mse,
+                latency_p50_ms=float(np.percentile(latency, 50)) if latency.size else None,
+                latency_p99_ms=float(np.percentile(latency, 99)) if latency.size else None,
+                error_rate=float(group["error"].mean()),
+                shadow=bool(shadow),
+            )
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class _Test:
+    """The figures of one test, before the verdict."""
+
+    method: str
+    n_champion: int
+    n_challenger: int
+    champion_mse: float | None
+    challenger_mse: float | None
+    difference: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    variance_sum: float | None  # s1^2 + s2^2 (Welch) or s_d^2 (paired), min^4
+
+
+def _compare(
+    data: pd.DataFrame,
+    *,
+    champion: str,
+    challenger: str,
+    alpha: float,
+    power: float,
+    mde: float,
+    min_labelled: int,
+    bootstrap_samples: int,
+    seed: int,
+    notes: list[str],
+) -> Comparison | None:
+    champ = data[(data["variant"] == champion) & ~data["shadow"]]
+    chal = data[data["variant"] == challenger]
+    if champ.empty:
+        notes.append(f"no live predictions of the champion {champion!r}: nothing to compare")
+        return None
+    if chal.empty:
+        notes.append(f"no predictions of the challenger {challenger!r}: nothing to compare")
+        return None
+    live = chal[~chal["shadow"]]
+    if not live.empty:
+        if chal["shadow"].any():
+            notes.append(
+                f"{challenger} has live and shadow rows; the test uses its {len(live):,} live "
+                "rows, the shadow rows are reported apart"
+            )
+        test = _welch(champ, live, alpha)
+    else:
+        test = _paired(champ, chal, alpha, bootstrap_samples, seed, notes)
+    unscored = int((~chal["scored"] & chal["actual"].notna()).sum())
+    if unscored:
+        notes.append(
+            f"{unscored:,} labelled {challenger} rides have no prediction (failed) and are "
+            "counted in its error rate, not in its errors"
+        )
+
+    required = _required_n(alpha, power, mde, test)
+    short = min(test.n_champion, test.n_challenger) < min_labelled
+    if required is not None:
+        more: int | None = max(0, max(required, min_labelled) - test.n_challenger)
+    elif short:
+        more = min_labelled - test.n_challenger if test.n_challenger < min_labelled else 0
+    else:
+        more = None
+    verdict, reason = _verdict(
+        test,
+        champion=champion,
+        challenger=challenger,
+        alpha=alpha,
+        power=power,
+        mde=mde,
+        min_labelled=min_labelled,
+        required=required,
+        more=more,
+    )
+    return Comparison(
+        champion=champion,
+        challenger=challenger,
+        metric=METRIC,
+        difference=test.difference,
+        ci_low=test.ci_low,
+        ci_high=test.ci_high,
+        p_value=test.p_value,
+        method=test.method,
+        confidence=1 - alpha,
+        min_detectable_effect=mde,
+        required_labelled_per_variant=required,
+        more_labelled_needed=more,
+        verdict=verdict,
+        reason=reason,
+    )
+
+
+def _finite(value: float) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _welch(champ: pd.DataFrame, chal: pd.DataFrame, alpha: float) -> _Test:
+    """Welch's t-test of challenger vs champion mean squared error (disjoint rides)."""
+    a = champ.loc[champ["scored"], "se"].to_numpy()
+    b = chal.loc[chal["scored"], "se"].to_numpy()
+    difference = float(b.mean() - a.mean()) if a.size and b.size else None
+    ci_low = ci_high = p_value = variance_sum = None
+    if a.size >= 2 and b.size >= 2:
+        variance_sum = float(a.var(ddof=1) + b.var(ddof=1))
+        with warnings.catch_warnings():  # zero variance on both sides: NaN, reported as None
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result = stats.ttest_ind(b, a, equal_var=False)
+            interval = result.confidence_interval(confidence_level=1 - alpha)
+        p_value = _finite(result.pvalue)
+        ci_low, ci_high = _finite(interval.low), _finite(interval.high)
+    return _Test(
+        method=WELCH,
+        n_champion=int(a.size),
+        n_challenger=int(b.size),
+        champion_mse=float(a.mean()) if a.size else None,
+        challenger_mse=float(b.mean()) if b.size else None,
+        difference=difference,
+        ci_low=ci_low,
+        ci_high=ci_high,
+        p_value=p_value,
+        variance_sum=variance_sum,
+    )
+
+
+def _paired(
+    champ: pd.DataFrame,
+    shadow: pd.DataFrame,
+    alpha: float,
+    bootstrap_samples: int,
+    seed: int,
+    notes: list[str],
+) -> _Test:
+    """Paired bootstrap of the per-ride differences in squared error (same ride ids)."""
+
+    def first_per_ride(rows: pd.DataFrame) -> pd.DataFrame:
+        rows = rows[rows["scored"] & rows["ride_id"].notna()]
+        return rows.drop_duplicates("ride_id", keep="first")[["ride_id", "se"]]
+
+    pairs = first_per_ride(champ).merge(
+        first_per_ride(shadow), on="ride_id", suffixes=("_champion", "_challenger")
+    )
+    n_shadow_labelled = int(shadow["scored"].sum())
+    if len(pairs) < n_shadow_labelled:
+        notes.append(
+            f"{n_shadow_labelled - len(pairs):,} labelled shadow rides have no labelled champion "
+            "ride with the same ride_id (or no ride_id) and are left out of the paired test"
+        )
+    diff = (pairs["se_challenger"] - pairs["se_champion"]).to_numpy()
+    n = int(diff.size)
+    mean = float(diff.mean()) if n else None
+    ci_low = ci_high = p_value = variance = None
+    if n >= 2 and mean is not None:
+        variance = float(diff.var(ddof=1))
+        means = _bootstrap_means(diff, bootstrap_samples, seed)
+        low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+        ci_low, ci_high = float(low), float(high)
+        # Shift to the null (mean 0): the resampled means of diff - mean are means - mean.
+        extreme = int(np.count_nonzero(np.abs(means - mean) >= abs(mean)))
+        p_value = (extreme + 1) / (bootstrap_samples + 1)
+    return _Test(
+        method=PAIRED,
+        n_champion=n,
+        n_challenger=n,
+        champion_mse=float(pairs["se_champion"].mean()) if n else None,
+        challenger_mse=float(pairs["se_challenger"].mean()) if n else None,
+        difference=mean,
+        ci_low=ci_low,
+        ci_high=ci_high,
+        p_value=p_value,
+        variance_sum=variance,
+    )
+
+
+def _bootstrap_means(values: np.ndarray, samples: int, seed: int) -> np.ndarray:
+    """Means of ``samples`` resamples (with replacement) of ``values``, shape ``(samples,)``."""
+    rng = np.random.default_rng(seed)
+    means = np.empty(samples)
+    for start in range(0, samples, _BOOTSTRAP_CHUNK):
+        stop = min(start + _BOOTSTRAP_CHUNK, samples)
+        index = rng.integers(0, values.size, size=(stop - start, values.size))
+        means[start:stop] = values[index].mean(axis=1)
+    return means
+
+
+def _required_n(alpha: float, power: float, mde: float, test: _Test) -> int | None:
+    """Labelled rides per variant (pairs) for ``power`` against ``mde x champion MSE``."""
+    if test.variance_sum is None or not test.champion_mse:
+        return None
+    delta = mde * test.champion_mse
+    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
+    n = z**2 * test.variance_sum / delta**2
+    return max(2, math.ceil(n)) if math.isfinite(n) else None
+
+
+def _num(value: float | None, digits: int = 2, sign: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:+,.{digits}f}" if sign else f"{value:,.{digits}f}"
+
+
+def format_p(p: float | None) -> str:
+    """``"p = 0.034"``, ``"p = 2.1e-07"``, or ``"no p-value"``."""
+    if p is None:
+        return "no p-value"
+    return f"p = {p:.1e}" if p < 0.001 else f"p = {p:.3f}"
+
+
+def _verdict(
+    test: _Test,
+    *,
+    champion: str,
+    challenger: str,
+    alpha: float,
+    power: float,
+    mde: float,
+    min_labelled: int,
+    required: int | None,
+    more: int | None,
+) -> tuple[str, str]:
+    unit = "pairs of rides" if test.method == PAIRED else "labelled rides"
+    counts = (
+        f"{test.n_challenger:,} paired rides"
+        if test.method == PAIRED
+        else f"{test.n_challenger:,} {challenger} and {test.n_champion:,} {champion} labelled rides"
+    )
+    if min(test.n_champion, test.n_challenger) < min_labelled:
+        need = f"; {more:,} more labelled {challenger} rides are needed" if more else ""
+        if required is not None:
+            need += (
+                f" (about {required:,} {unit} per variant detect a {mde:.0%} change in MSE with "
+                f"{power:.0%} power)"
+            )
+        return INCONCLUSIVE, (
+            f"Too few labelled rides to judge: {counts}, fewer than the {min_labelled} per "
+            f"variant needed before any verdict{need}."
+        )
+    figures = (
+        f"mean squared error {_num(test.challenger_mse)} vs {_num(test.champion_mse)} min^2 "
+        f"(RMSE {_num(math.sqrt(test.challenger_mse or 0))} vs "
+        f"{_num(math.sqrt(test.champion_mse or 0))} min), difference "
+        f"{_num(test.difference, sign=True)} min^2, {1 - alpha:.0%} CI "
+        f"[{_num(test.ci_low, sign=True)}, {_num(test.ci_high, sign=True)}], "
+        f"{format_p(test.p_value)} ({test.method} on {counts})"
+    )
+    if test.p_value is None or test.difference is None:
+        return INCONCLUSIVE, f"The test could not be computed (no variance): {figures}."
+    if test.p_value < alpha and test.difference < 0:
+        return PROMOTE, f"{challenger} predicts better than {champion}: {figures}."
+    if test.p_value < alpha and test.difference > 0:
+        return KEEP_CHAMPION, f"{challenger} predicts worse than {champion}: {figures}."
+    need = (
+        f"; detecting a {mde:.0%} change in MSE with {power:.0%} power needs about "
+        f"{required:,} {unit} per variant ({more or 0:,} more for {challenger})"
+        if required is not None
+        else ""
+    )
+    return INCONCLUSIVE, f"No significant difference at alpha {alpha:g}: {figures}{need}."
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with NaN/inf floats as None and numpy scalars as Python ones."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,88 @@
+"""Router configuration: pydantic-settings, environment variables prefixed ``DURATION_ROUTER_``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The registered model of the ladder (level 2's ``duration-pipeline`` registers it).
+DEFAULT_MODEL_NAME = "nyc-taxi-duration"
+
+
+class RouterSettings(BaseSettings):
+    """Validated at start-up; every field can be set as ``DURATION_ROUTER_<NAME>``.
+
+    Attributes:
+        token: Bearer token of the control API (``/deployments``, ``/promote``, ``/rollback``,
+            ``/feedback``). Required: at least 16 characters. Never logged.
+        tracking_uri: The MLflow tracking/registry URI; default ``$MLFLOW_TRACKING_URI``, else
+            the embedded ``sqlite:///mlflow.db`` of level 2.
+        model_name: The registered model whose versions the router deploys. A deployment
+            request may only name a version (or alias) of this model.
+        prediction_log_url: SQLAlchemy URL of the prediction log (SQLite, WAL mode, by
+            default; ``postgresql+psycopg://...`` with a driver installed).
+        log_batch_rows: Most rows written to the prediction log in one transaction.
+        log_flush_seconds: Longest a logged prediction waits in memory before it is written.
+        log_max_pending: Rows kept in memory while the log database is unreachable; past it the
+            oldest are dropped and counted (``duration_router_log_rows_dropped_total``).
+        model_cache_dir: Where downloaded model versions are kept.
+        deploy_on_start: Deploy the registry's ``champion`` (and ``challenger``) at start-up.
+        challenger_weight: Traffic share of a challenger deployed without a weight, and of the
+            ``challenger`` alias at start-up when no saved table says otherwise.
+        allow_version_mismatch: Deploy a model saved under another scikit-learn version.
+        smoke_max_seconds: Latency budget of the smoke test (the sample rides, one call).
+        smoke_min_minutes / smoke_max_minutes: Plausible range of a predicted duration; the
+            course's filter keeps 1-60 minute rides, the smoke test allows some slack.
+        guardrails: Watch non-champion variants and roll them back past the limits below.
+        guardrail_window: Predictions per variant in the sliding window.
+        guardrail_min_predictions: Predictions needed before a guardrail can fire.
+        guardrail_max_error_rate: Share of failed predictions that rolls a variant back.
+        guardrail_max_p99_ms: p99 prediction latency (milliseconds) that rolls it back...
+        guardrail_p99_ratio: ...when it is also this many times the champion's p99 (a pause
+            that slows every variant is not the challenger's fault).
+        drift_window: Logged predictions per variant that the drift report compares.
+        ab_alpha: Significance level of the A/B test.
+        ab_min_detectable_effect: Relative change in mean squared error worth detecting.
+        history_depth: Earlier routing tables kept in memory for ``/rollback``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="DURATION_ROUTER_", extra="ignore")
+
+    token: SecretStr = Field(min_length=16)
+    tracking_uri: str | None = None
+    model_name: str = Field(default=DEFAULT_MODEL_NAME, min_length=1)
+    prediction_log_url: str = "sqlite:///prediction_log.db"
+    log_batch_rows: int = Field(default=2_000, ge=1)
+    log_flush_seconds: float = Field(default=0.2, gt=0, le=60)
+    log_max_pending: int = Field(default=1_000_000, ge=1_000)
+    model_cache_dir: Path = Path("models/router-cache")
+    deploy_on_start: bool = True
+    challenger_weight: float = Field(default=0.1, gt=0, lt=1)
+    allow_version_mismatch: bool = False
+    smoke_max_seconds: float = Field(default=2.0, gt=0)
+    smoke_min_minutes: float = 0.0
+    smoke_max_minutes: float = 180.0
+    guardrails: bool = True
+    guardrail_window: int = Field(default=200, ge=10)
+    guardrail_min_predictions: int = Field(default=50, ge=1)
+    guardrail_max_error_rate: float = Field(default=0.05, gt=0, le=1)
+    guardrail_max_p99_ms: float = Field(default=250.0, gt=0)
+    guardrail_p99_ratio: float = Field(default=2.0, ge=1)
+    drift_window: int = Field(default=10_000, ge=100)
+    ab_alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    ab_min_detectable_effect: float = Field(default=0.05, gt=0, lt=1)
+    history_depth: int = Field(default=20, ge=1, le=1_000)
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=8100, ge=1, le=65_535)
+    max_batch_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    access_log: bool = False
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value

@@ -1,0 +1,459 @@
+"""Deployment: the one call, and every change to the routing table after it.
+
+Each change runs under one lock: the slow part (download, verify, load, smoke test) happens in
+a worker thread before the lock is taken, the MLflow aliases move next (so a registry that is
+down leaves everything as it was: 503), then the new table replaces the old one in a single
+assignment and the change is written to the history. Earlier tables, with the models they hold
+and the aliases before the change, are kept for :meth:`DeploymentManager.rollback`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, replace
+from typing import Any
+
+import anyio.to_thread
+
+from duration_deployment.config import RouterSettings
+from duration_deployment.guardrails import Guardrails, Trip
+from duration_deployment.metrics import RouterMetrics
+from duration_deployment.prediction_log import PredictionLog
+from duration_deployment.registry import (
+    ConflictError,
+    DeployedModel,
+    DeploymentError,
+    Registry,
+    RegistryUnavailableError,
+    load_pipeline,
+    smoke_test,
+)
+from duration_deployment.routing import (
+    CHALLENGER,
+    CHAMPION,
+    RoutingTable,
+    Variant,
+    check_weight,
+)
+from duration_service.model_state import PredictionBatcher
+
+logger = logging.getLogger(__name__)
+
+#: Variant names whose MLflow alias follows the table (restart restores them).
+ALIASED = (CHAMPION, CHALLENGER)
+
+
+@dataclass(frozen=True)
+class _Saved:
+    """A table before a change, and the aliases then (what :meth:`rollback` restores)."""
+
+    table: RoutingTable
+    aliases: dict[str, str | None]
+    action: str
+
+
+class DeploymentManager:
+    """Owns the routing table, the loaded models and their batchers.
+
+    Args:
+        settings: Router settings (smoke-test limits, history depth, challenger weight).
+        registry: The MLflow registry.
+        log: The prediction log (history entries go there).
+        metrics: The router's metrics.
+    """
+
+    def __init__(
+        self,
+        settings: RouterSettings,
+        registry: Registry,
+        log: PredictionLog,
+        metrics: RouterMetrics,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.log = log
+        self.metrics = metrics
+        self.table = RoutingTable()
+        self.aliases: dict[str, str] = {}
+        self.guardrails = Guardrails(
+            window=settings.guardrail_window,
+            min_predictions=settings.guardrail_min_predictions,
+            max_error_rate=settings.guardrail_max_error_rate,
+            max_p99_ms=settings.guardrail_max_p99_ms,
+            p99_ratio=settings.guardrail_p99_ratio,
+        )
+        self._saved: list[_Saved] = []
+        self._lock = asyncio.Lock()
+        self._models: dict[str, DeployedModel] = {}  # by version: one load per version
+        self._batchers: dict[int, PredictionBatcher] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- models -------------------------------------------------------------------------------
+
+    def batcher(self, model: DeployedModel) -> PredictionBatcher:
+        """The micro-batcher of ``model`` (one per loaded model)."""
+        found = self._batchers.get(id(model))
+        if found is None:
+            found = self._batchers[id(model)] = PredictionBatcher(model)  # type: ignore[arg-type]
+        return found
+
+    def _load(self, model_uri: str) -> DeployedModel:
+        """Resolve, download, verify, load and smoke-test ``model_uri`` (blocking)."""
+        version, folder, digest, sklearn_version, profile = self.registry.fetch(model_uri)
+        number = str(version.version)
+        cached = self._models.get(number)
+        if cached is not None and cached.sha256 == digest:
+            return replace(cached, requested_uri=model_uri)
+        pipeline = load_pipeline(folder)
+        s = self.settings
+        smoke_ms = smoke_test(
+            pipeline,
+            max_seconds=s.smoke_max_seconds,
+            min_minutes=s.smoke_min_minutes,
+            max_minutes=s.smoke_max_minutes,
+        )
+        model = DeployedModel(
+            name=self.registry.model_name,
+            version=number,
+            run_id=version.run_id,
+            requested_uri=model_uri,
+            sha256=digest,
+            pipeline=pipeline,
+            profile=profile,
+            model_kind=self.registry.run_tag(version.run_id, "best_model") or "unknown",
+            sklearn_version=sklearn_version,
+            smoke_ms=smoke_ms,
+        )
+        self._models[number] = model
+        logger.info(
+            "loaded %s (v%s, %s), smoke test %.1f ms", model_uri, number, model.model_kind, smoke_ms
+        )
+        return model
+
+    # -- the calls ----------------------------------------------------------------------------
+
+    async def deploy(
+        self,
+        model_uri: str,
+        *,
+        variant: str = CHALLENGER,
+        weight: float | None = None,
+        shadow: bool = False,
+        actor: str = "api",
+    ) -> dict[str, Any]:
+        """Deploy ``model_uri`` as ``variant`` at ``weight`` (or as a shadow): the one call.
+
+        ``champion`` and ``challenger`` variants also move their MLflow alias, so a restart
+        deploys the same versions.
+
+        Raises:
+            DeploymentError: 422 for a bad URI, an unverifiable download or a failed smoke test;
+                409 when the table cannot take it; 503 when the registry is down.
+        """
+        if shadow:
+            weight = 0.0
+        else:
+            weight = check_weight(self.settings.challenger_weight if weight is None else weight)
+        self.registry.parse(model_uri)  # refuse a bad URI before any work
+        model = await anyio.to_thread.run_sync(self._load, model_uri)
+        async with self._lock:
+            before = self.table.get(variant)
+            table = self.table.with_variant(Variant(variant, model, weight, shadow))
+            aliases = {variant: model.version} if variant in ALIASED and not shadow else {}
+            if variant in ALIASED and shadow:
+                aliases = {variant: None}
+            share = "shadow" if shadow else f"{table.get(variant).weight:.0%} of traffic"  # type: ignore[union-attr]
+            return await self._commit(
+                table,
+                action="deploy",
+                actor=actor,
+                variant=variant,
+                model=model,
+                previous=before.model.version if before else None,
+                detail=f"{model.uri} ({model.model_kind}) as {variant}, {share}",
+                aliases=aliases,
+            )
+
+    async def set_weight(
+        self, variant: str, weight: float, *, actor: str = "api"
+    ) -> dict[str, Any]:
+        """Give ``variant`` the share ``weight`` of live traffic; the others share the rest."""
+        check_weight(weight)
+        async with self._lock:
+            table = self.table.with_weight(variant, weight)
+            current = self.table.get(variant)
+            return await self._commit(
+                table,
+                action="weight",
+                actor=actor,
+                variant=variant,
+                model=current.model if current else None,
+                previous=current.model.version if current else None,
+                detail=f"{variant} weight {current.weight if current else 0:.0%} -> {weight:.0%}",
+                aliases={},
+            )
+
+    async def remove(self, variant: str, *, actor: str = "api", action: str = "remove",
+                     detail: str | None = None) -> dict[str, Any]:  # fmt: skip
+        """Take ``variant`` out of the table; its alias (champion/challenger) is deleted."""
+        async with self._lock:
+            return await self._remove_locked(variant, actor=actor, action=action, detail=detail)
+
+    async def _remove_locked(
+        self, variant: str, *, actor: str, action: str, detail: str | None
+    ) -> dict[str, Any]:
+        current = self.table.get(variant)
+        table = self.table.without(variant)
+        aliases: dict[str, str | None] = {variant: None} if variant in ALIASED else {}
+        return await self._commit(
+            table,
+            action=action,
+            actor=actor,
+            variant=variant,
+            model=None,
+            previous=current.model.version if current else None,
+            detail=detail or f"{variant} removed",
+            aliases=aliases,
+        )
+
+    async def promote(self, variant: str = CHALLENGER, *, actor: str = "api") -> dict[str, Any]:
+        """``variant`` becomes the champion with all the live traffic; MLflow's ``champion``
+        alias moves to its version and ``challenger`` is deleted."""
+        async with self._lock:
+            candidate = self.table.get(variant)
+            if candidate is None:
+                names = ", ".join(v.name for v in self.table.variants) or "none"
+                raise ConflictError(f"no variant {variant!r} to promote (deployed: {names})")
+            if variant == CHAMPION:
+                raise ConflictError("champion is already the champion")
+            old = self.table.get(CHAMPION)
+            table = self.table.promoted(variant)
+            version = candidate.model.version
+            return await self._commit(
+                table,
+                action="promote",
+                actor=actor,
+                variant=CHAMPION,
+                model=candidate.model,
+                previous=old.model.version if old else None,
+                detail=f"{variant} v{version} promoted to champion"
+                + (f", replacing v{old.model.version}" if old else ""),
+                aliases={CHAMPION: version, CHALLENGER: None},
+            )
+
+    async def rollback(self, *, actor: str = "api") -> dict[str, Any]:
+        """Restore the table before the last change, with its MLflow aliases.
+
+        Raises:
+            ConflictError: Nothing to roll back to since the router started.
+        """
+        async with self._lock:
+            if not self._saved:
+                raise ConflictError(
+                    "nothing to roll back: no earlier table since the router started"
+                )
+            saved = self._saved[-1]
+            current = self.table.summary()
+            before = saved.table.summary()
+            changed = [n for n in set(current) | set(before) if current.get(n) != before.get(n)]
+            result = await self._commit(
+                replace(saved.table),
+                action="rollback",
+                actor=actor,
+                variant=", ".join(sorted(changed)) or None,
+                model=None,
+                previous=None,
+                detail=f"undid the last {saved.action}: restored revision {saved.table.revision}",
+                aliases=saved.aliases,
+                save=False,
+            )
+            self._saved.pop()
+            return result
+
+    async def guardrail_rollback(self, trip: Trip) -> None:
+        """Take a tripped variant out of the table (if it still holds that version)."""
+        async with self._lock:
+            current = self.table.get(trip.variant)
+            if current is None or current.model.version != trip.model_version:
+                return
+            if current.name == CHAMPION or (not current.shadow and len(self.table.live) == 1):
+                return
+            self.metrics.guardrail_rollbacks.labels(trip.variant, trip.reason).inc()
+            logger.warning(
+                "guardrail: rolling back %s v%s: %s", trip.variant, trip.model_version, trip.message
+            )
+            try:
+                await self._remove_locked(
+                    trip.variant,
+                    actor="guardrail",
+                    action="guardrail rollback",
+                    detail=f"{trip.variant} v{trip.model_version} rolled back: {trip.message}",
+                )
+            except RegistryUnavailableError:
+                # Stop the traffic even if the alias cannot be deleted now.
+                logger.error(
+                    "guardrail: registry down, removing %s without moving aliases", trip.variant
+                )
+                await self._swap(self.table.without(trip.variant), action="guardrail rollback")
+                self.log.add_event(
+                    action="guardrail rollback", actor="guardrail", variant=trip.variant,
+                    model_version=None, previous_version=trip.model_version,
+                    detail=f"{trip.message} (the registry was down: alias not deleted)",
+                    revision=self.table.revision, table_after=self.table.summary(),
+                    aliases_after=self.aliases,
+                )  # fmt: skip
+
+    def observe(self, variant: Variant, *, error: bool, latency_ms: float) -> None:
+        """Feed the guardrails (non-champion variants); a trip schedules the rollback."""
+        if not self.settings.guardrails:
+            return
+        if variant.name == CHAMPION:
+            self.guardrails.observe_champion(latency_ms)
+            return
+        trip = self.guardrails.observe(
+            variant.name, variant.model.version, error=error, latency_ms=latency_ms
+        )
+        if trip is not None:
+            task = asyncio.get_running_loop().create_task(self.guardrail_rollback(trip))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    # -- start-up -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Deploy what the registry's aliases name: ``champion``, then ``challenger``.
+
+        The weights (and shadow variants) of the last table in the history are reused when
+        its champion and challenger are the same versions; otherwise the challenger gets
+        ``challenger_weight``. A registry that is down leaves the table empty (logged).
+        """
+        try:
+            aliases = await anyio.to_thread.run_sync(self.registry.aliases)
+        except DeploymentError as exc:
+            logger.error("start-up: nothing deployed: %s", exc)
+            return
+        self.aliases = dict(aliases)
+        champion, challenger = aliases.get(CHAMPION), aliases.get(CHALLENGER)
+        if champion is None:
+            logger.warning(
+                "start-up: %s has no champion alias: nothing deployed", self.registry.model_name
+            )
+            return
+        last = await anyio.to_thread.run_sync(self.log.last_event)
+        saved = (last or {}).get("table_after", {})
+        same = saved.get(CHAMPION, {}).get("model_version") == champion and (
+            challenger is None or saved.get(CHALLENGER, {}).get("model_version") == challenger
+        )
+        wanted: list[tuple[str, str, float, bool]] = [(CHAMPION, champion, 1.0, False)]
+        if challenger is not None and challenger != champion:
+            weight = saved[CHALLENGER]["weight"] if same and CHALLENGER in saved else None
+            wanted.append(
+                (CHALLENGER, challenger, weight or self.settings.challenger_weight, False)
+            )
+        if same:
+            wanted += [
+                (name, entry["model_version"], 0.0, True)
+                for name, entry in saved.items()
+                if entry.get("shadow") and name not in ALIASED
+            ]
+        table = RoutingTable()
+        for name, version, weight, shadow in wanted:
+            uri = f"models:/{self.registry.model_name}/{version}"
+            try:
+                model = await anyio.to_thread.run_sync(self._load, uri)
+            except DeploymentError as exc:
+                logger.error("start-up: cannot deploy %s as %s: %s", uri, name, exc)
+                continue
+            table = table.with_variant(Variant(name, model, weight, shadow))
+        if not table.variants:
+            return
+        async with self._lock:
+            await self._commit(
+                table,
+                action="start",
+                actor="router",
+                variant=None,
+                model=None,
+                previous=None,
+                detail="deployed from the registry aliases: "
+                + ", ".join(f"{v.name} v{v.model.version}" for v in table.variants),
+                aliases={},
+                save=False,
+            )
+
+    # -- internals ----------------------------------------------------------------------------
+
+    async def _commit(
+        self,
+        table: RoutingTable,
+        *,
+        action: str,
+        actor: str,
+        variant: str | None,
+        model: DeployedModel | None,
+        previous: str | None,
+        detail: str,
+        aliases: dict[str, str | None],
+        save: bool = True,
+    ) -> dict[str, Any]:
+        """Move the aliases, swap the table in, record the change. Caller holds the lock."""
+        before_aliases: dict[str, str | None] = {a: self.aliases.get(a) for a in ALIASED}
+        changes = {a: v for a, v in aliases.items() if self.aliases.get(a) != v}
+        if changes:
+            try:
+                await anyio.to_thread.run_sync(self.registry.set_aliases, changes)
+            except DeploymentError:
+                # Put back any alias that did move, so the registry and the table agree.
+                undo = {a: before_aliases.get(a) for a in changes}
+                try:
+                    await anyio.to_thread.run_sync(self.registry.set_aliases, undo)
+                except DeploymentError:
+                    logger.exception("could not restore the aliases %s", undo)
+                raise
+            for alias, version in changes.items():
+                if version is None:
+                    self.aliases.pop(alias, None)
+                else:
+                    self.aliases[alias] = version
+        if save:
+            self._saved.append(_Saved(self.table, before_aliases, action))
+            del self._saved[: -self.settings.history_depth]
+        await self._swap(table, action=action)
+        entry = await anyio.to_thread.run_sync(
+            lambda: self.log.add_event(
+                action=action,
+                actor=actor,
+                detail=detail,
+                revision=self.table.revision,
+                table_after=self.table.summary(),
+                aliases_after=dict(self.aliases),
+                variant=variant,
+                model_version=model.version if model else None,
+                previous_version=previous,
+            )
+        )
+        logger.info("%s by %s: %s", action, actor, detail)
+        return {"table": self.table.describe(), "aliases": dict(self.aliases), "event": entry}
+
+    async def _swap(self, table: RoutingTable, *, action: str) -> None:
+        revision = self.table.revision + 1
+        old = self.table
+        self.table = replace(table, revision=revision)  # the one assignment requests see
+        self.metrics.show_table(self.table)
+        kept = {(v.name, v.model.version) for v in self.table.variants}
+        for variant in old.variants:
+            if (variant.name, variant.model.version) not in kept:
+                self.guardrails.forget(variant.name, variant.model.version)
+        logger.debug("table revision %d after %s", revision, action)
+
+    def state(self, history: int = 50) -> dict[str, Any]:
+        """The table, the aliases and the last ``history`` changes (``GET /deployments``)."""
+        return {
+            "table": self.table.describe(),
+            "aliases": dict(self.aliases),
+            "registry": self.registry.uri,
+            "model_name": self.registry.model_name,
+            "rollback_available": bool(self._saved),
+            "history": self.log.history(history),
+        }

@@ -1,0 +1,433 @@
+"""The MLflow model registry, as the router uses it: resolve, download, verify, load, move aliases.
+
+Only ``models:/NAME@ALIAS`` and ``models:/NAME/VERSION`` URIs of the configured registry and
+model are accepted (or a bare version number): a request can never name a file path or a URL,
+so nobody can make the router load a file of their choosing. A download is checked against the
+digest that level 2 tagged at registration (``model_sha256``) and against the installed
+scikit-learn version before it is loaded with skops, which only builds trusted types.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import mlflow
+import mlflow.artifacts
+import mlflow.sklearn
+import numpy as np
+from mlflow.exceptions import MlflowException
+from mlflow.models import Model
+from mlflow.tracking import MlflowClient
+
+from duration_core import DurationCoreError
+from duration_core.artifact import library_versions
+from duration_core.profile import ReferenceProfile
+from duration_training.pipeline import PROFILE_ARTIFACT
+from duration_training.tracking import (
+    MODEL_SHA256_TAG,
+    absolute_sqlite,
+    model_digest,
+    resolve_tracking_uri,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``; names as MLflow allows them.
+_URI = re.compile(
+    r"^models:/(?P<name>[\w.\- ]{1,256})(?:@(?P<alias>[\w\-]{1,255})|/(?P<version>\d{1,9}))$"
+)
+
+#: Real rides (green 2021-02, kept by the course's 1-60 minute filter) with zones 264/265
+#: ("Unknown" in the TLC zone table) and a missing zone, for the smoke test.
+SMOKE_RIDES: tuple[dict[str, Any], ...] = (
+    {"PULocationID": 43, "DOLocationID": 151, "trip_distance": 1.5},
+    {"PULocationID": 74, "DOLocationID": 75, "trip_distance": 0.8},
+    {"PULocationID": 82, "DOLocationID": 138, "trip_distance": 5.2},
+    {"PULocationID": 41, "DOLocationID": 238, "trip_distance": 2.1},
+    {"PULocationID": 97, "DOLocationID": 61, "trip_distance": 3.4},
+    {"PULocationID": 7, "DOLocationID": 132, "trip_distance": 13.9},
+    {"PULocationID": 264, "DOLocationID": 264, "trip_distance": 0.0},
+    {"PULocationID": 265, "DOLocationID": 1, "trip_distance": 17.3},
+)
+
+
+class DeploymentError(DurationCoreError):
+    """A deployment or control call was refused; ``status`` is the HTTP status to answer."""
+
+    status = 422
+
+
+class RegistryUnavailableError(DeploymentError):
+    """The registry cannot be reached (503); the message names its URI."""
+
+    status = 503
+
+
+class ConflictError(DeploymentError):
+    """The call does not fit the current routing table (409), e.g. removing the last variant."""
+
+    status = 409
+
+
+class NotFoundError(DeploymentError):
+    """No variant of that name (404)."""
+
+    status = 404
+
+
+@dataclass(frozen=True, eq=False)
+class DeployedModel:
+    """A registered model version, downloaded, verified, loaded and smoke-tested.
+
+    Attributes:
+        name: Registered model name.
+        version: Model version (a number, as a string).
+        run_id: The MLflow run that logged it (traceability: params, data, git commit).
+        requested_uri: The URI the deployment asked for (e.g. ``models:/name@challenger``).
+        sha256: :func:`~duration_training.tracking.model_digest` of its files.
+        pipeline: The scikit-learn pipeline; ``predict`` takes ride dicts, returns minutes.
+        profile: The training data's reference profile, None when the run has none.
+        model_kind: The candidate that won in its run (``linear``, ``gbm``, ...).
+        sklearn_version: scikit-learn version it was saved with.
+        smoke_ms: Time of the smoke test, milliseconds.
+    """
+
+    name: str
+    version: str
+    run_id: str | None
+    requested_uri: str
+    sha256: str
+    pipeline: Any
+    profile: ReferenceProfile | None
+    model_kind: str
+    sklearn_version: str
+    smoke_ms: float
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def uri(self) -> str:
+        """``models:/NAME/VERSION``: the immutable URI of this version."""
+        return f"models:/{self.name}/{self.version}"
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able identity of the version, for the table and the history."""
+        return {
+            "model_uri": self.uri,
+            "requested_uri": self.requested_uri,
+            "model_version": self.version,
+            "run_id": self.run_id,
+            "model": self.model_kind,
+            "sha256": self.sha256,
+            "sklearn": self.sklearn_version,
+            "has_profile": self.profile is not None,
+        }
+
+
+def smoke_test(
+    pipeline: Any, *, max_seconds: float, min_minutes: float, max_minutes: float
+) -> float:
+    """Predict :data:`SMOKE_RIDES` (one batch, then one ride alone); return the time in ms.
+
+    Raises:
+        DeploymentError: A prediction fails, is not finite, falls outside
+            ``[min_minutes, max_minutes]``, or the calls take longer than ``max_seconds``.
+    """
+    start = time.perf_counter()
+    try:
+        batch = np.asarray(pipeline.predict(list(SMOKE_RIDES)), dtype="float64")
+        single = np.asarray(pipeline.predict([SMOKE_RIDES[0]]), dtype="float64")
+    except Exception as exc:
+        raise DeploymentError(f"smoke test failed: the model raised {exc!r}") from None
+    elapsed = time.perf_counter() - start
+    if batch.shape != (len(SMOKE_RIDES),) or single.shape != (1,):
+        raise DeploymentError(
+            f"smoke test failed: {len(SMOKE_RIDES)} rides gave predictions of shape {batch.shape}"
+        )
+    for ride, minutes in zip(SMOKE_RIDES, batch.tolist(), strict=True):
+        if not math.isfinite(minutes) or not min_minutes <= minutes <= max_minutes:
+            raise DeploymentError(
+                f"smoke test failed: ride {ride} predicted {minutes!r} min, outside the "
+                f"plausible {min_minutes:g}-{max_minutes:g} min"
+            )
+    if not math.isclose(single[0], batch[0], rel_tol=1e-9, abs_tol=1e-9):
+        raise DeploymentError(
+            f"smoke test failed: ride {SMOKE_RIDES[0]} predicted {batch[0]!r} min in a batch "
+            f"but {single[0]!r} min alone"
+        )
+    if elapsed > max_seconds:
+        raise DeploymentError(
+            f"smoke test failed: {len(SMOKE_RIDES) + 1} predictions took {elapsed:.2f} s, over "
+            f"the budget of {max_seconds:g} s"
+        )
+    return elapsed * 1000
+
+
+class Registry:
+    """One MLflow registry and one registered model, shared by every call of the router.
+
+    The router process talks to exactly one registry, so MLflow's global tracking and registry
+    URIs are set here once. Remote servers are probed (``GET /health``, 3 s) before each call
+    and MLflow's own HTTP retries are turned down, so a registry that is down answers in seconds
+    with its URI instead of minutes of retries.
+
+    Args:
+        tracking_uri: MLflow URI; None for ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``.
+        model_name: The registered model the router serves.
+        cache_dir: Downloads go to ``cache_dir/<name>/<version>``.
+        allow_version_mismatch: Load models saved under another scikit-learn version.
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str | None,
+        model_name: str,
+        cache_dir: Path,
+        *,
+        allow_version_mismatch: bool = False,
+    ) -> None:
+        self.uri = absolute_sqlite(resolve_tracking_uri(tracking_uri))
+        self.model_name = model_name
+        self.cache_dir = Path(cache_dir)
+        self.allow_version_mismatch = allow_version_mismatch
+        self._lock = threading.Lock()  # one download per version at a time
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        if self.is_remote:
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+        mlflow.set_tracking_uri(self.uri)
+        mlflow.set_registry_uri(self.uri)
+        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    @property
+    def is_remote(self) -> bool:
+        """Whether the registry is an HTTP(S) tracking server."""
+        return self.uri.startswith(("http://", "https://"))
+
+    # -- availability ------------------------------------------------------------------------
+
+    def check_available(self) -> None:
+        """Raise :class:`RegistryUnavailableError` unless the registry answers.
+
+        An HTTP server must answer ``GET /health`` within 3 s; a SQLite store must exist.
+        """
+        if self.is_remote:
+            probe = self.uri.rstrip("/") + "/health"
+            try:
+                with urllib.request.urlopen(probe, timeout=3) as response:  # noqa: S310 (http(s))
+                    response.read()
+            except urllib.error.HTTPError as exc:
+                raise RegistryUnavailableError(
+                    f"the model registry {self.uri} answered HTTP {exc.code} on /health"
+                ) from None
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                reason = getattr(exc, "reason", exc)
+                raise RegistryUnavailableError(
+                    f"the model registry {self.uri} is not reachable ({reason})"
+                ) from None
+        elif self.uri.startswith("sqlite:///"):
+            path = Path(self.uri.removeprefix("sqlite:///"))
+            if not path.is_file():
+                raise RegistryUnavailableError(
+                    f"the model registry {self.uri} does not exist: run duration-pipeline first"
+                )
+
+    def _call(self, what: str, call: Callable[[], T]) -> T:
+        """Run an MLflow call; a registry that is down becomes a 503 naming its URI."""
+        self.check_available()
+        try:
+            return call()
+        except MlflowException as exc:
+            code = getattr(exc, "error_code", "")
+            if code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+                raise DeploymentError(f"{what}: {exc.message}") from None
+            raise RegistryUnavailableError(
+                f"{what}: the model registry {self.uri} failed: {exc.message}"
+            ) from None
+        except OSError as exc:  # requests' ConnectionError is an OSError
+            raise RegistryUnavailableError(
+                f"{what}: the model registry {self.uri} is not reachable ({exc})"
+            ) from None
+
+    # -- names and aliases -------------------------------------------------------------------
+
+    def parse(self, model_uri: str) -> tuple[str | None, str | None]:
+        """``(version, alias)`` named by ``model_uri``; exactly one of them is set.
+
+        Raises:
+            DeploymentError: Not a registry URI of :attr:`model_name` (a path, a URL, a
+                ``runs:/`` URI, another model).
+        """
+        text = model_uri.strip()
+        if text.isdigit():
+            return str(int(text)), None
+        match = _URI.match(text)
+        if match is None:
+            raise DeploymentError(
+                f"model_uri {model_uri[:200]!r} is not a registry URI: use "
+                f"models:/{self.model_name}@ALIAS, models:/{self.model_name}/VERSION or a "
+                "version number (files, URLs and runs:/ URIs are refused)"
+            )
+        if match["name"] != self.model_name:
+            raise DeploymentError(
+                f"model_uri {model_uri!r} names the model {match['name']!r}; this router "
+                f"deploys versions of {self.model_name!r} only"
+            )
+        return match["version"], match["alias"]
+
+    def resolve(self, model_uri: str) -> Any:
+        """The MLflow ``ModelVersion`` that ``model_uri`` names (see :meth:`parse`)."""
+        version, alias = self.parse(model_uri)
+        if alias is not None:
+            return self._call(
+                f"cannot resolve {model_uri}",
+                lambda: self.client.get_model_version_by_alias(self.model_name, alias),
+            )
+        return self._call(
+            f"cannot resolve {model_uri}",
+            lambda: self.client.get_model_version(self.model_name, str(version)),
+        )
+
+    def aliases(self) -> dict[str, str]:
+        """``{alias: version}`` of the registered model; empty when it is not registered yet."""
+        self.check_available()
+        try:
+            model = self.client.get_registered_model(self.model_name)
+        except MlflowException as exc:
+            if getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
+                return {}
+            raise RegistryUnavailableError(
+                f"the model registry {self.uri} failed: {exc.message}"
+            ) from None
+        except OSError as exc:
+            raise RegistryUnavailableError(
+                f"the model registry {self.uri} is not reachable ({exc})"
+            ) from None
+        return {alias: str(version) for alias, version in (model.aliases or {}).items()}
+
+    def set_aliases(self, wanted: dict[str, str | None]) -> None:
+        """Point each alias at its version, or delete it (None)."""
+        for alias, version in wanted.items():
+            if version is None:
+                self._call(
+                    f"cannot delete the alias {alias}",
+                    lambda alias=alias: self._delete_alias(alias),
+                )
+            else:
+                self._call(
+                    f"cannot move the alias {alias} to v{version}",
+                    lambda alias=alias, version=version: self.client.set_registered_model_alias(
+                        self.model_name, alias, version
+                    ),
+                )
+
+    def _delete_alias(self, alias: str) -> None:
+        try:
+            self.client.delete_registered_model_alias(self.model_name, alias)
+        except MlflowException as exc:
+            if getattr(exc, "error_code", "") != "RESOURCE_DOES_NOT_EXIST":
+                raise
+
+    # -- download and load -------------------------------------------------------------------
+
+    def fetch(self, model_uri: str) -> tuple[Any, Path, str, str, ReferenceProfile | None]:
+        """Resolve and download ``model_uri``; verify its digest and scikit-learn version.
+
+        Returns:
+            (ModelVersion, local folder, digest, scikit-learn version it was saved with,
+            reference profile or None).
+
+        Raises:
+            DeploymentError: Unknown version or alias, no ``model_sha256`` tag, a digest that
+                differs, another scikit-learn version.
+            RegistryUnavailableError: The registry is down.
+        """
+        version = self.resolve(model_uri)
+        number = str(version.version)
+        expected = (version.tags or {}).get(MODEL_SHA256_TAG)
+        if not expected:
+            raise DeploymentError(
+                f"{model_uri} (v{number}) has no {MODEL_SHA256_TAG} tag, so its download "
+                "cannot be verified: register it with duration-pipeline"
+            )
+        with self._lock:
+            folder = self._download(number)
+        digest = model_digest(folder)
+        if digest != expected:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise DeploymentError(
+                f"{model_uri} (v{number}): the downloaded files' sha256 {digest[:12]} differs "
+                f"from the registered {expected[:12]}; the stored model was changed or damaged"
+            )
+        flavor = Model.load(str(folder)).flavors.get("sklearn", {})
+        saved_with = str(flavor.get("sklearn_version", "unknown"))
+        installed = library_versions()["scikit-learn"]
+        if saved_with != installed and not self.allow_version_mismatch:
+            raise DeploymentError(
+                f"{model_uri} (v{number}) was saved with scikit-learn {saved_with}, but "
+                f"{installed} is installed: retrain it, or set "
+                "DURATION_ROUTER_ALLOW_VERSION_MISMATCH=true"
+            )
+        profile = self._profile(version.run_id)
+        return version, folder, digest, saved_with, profile
+
+    def _download(self, number: str) -> Path:
+        target = self.cache_dir / self.model_name / number
+        if target.is_dir():
+            return target
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=self.cache_dir, prefix=".download-"))
+        try:
+            local = self._call(
+                f"cannot download v{number}",
+                lambda: mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"models:/{self.model_name}/{number}", dst_path=str(staging)
+                ),
+            )
+            target.parent.mkdir(parents=True, exist_ok=True)
+            Path(local).replace(target)  # complete downloads only, under their final name
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return target
+
+    def _profile(self, run_id: str | None) -> ReferenceProfile | None:
+        if not run_id:
+            return None
+        with tempfile.TemporaryDirectory() as folder:
+            try:
+                path = self.client.download_artifacts(run_id, PROFILE_ARTIFACT, folder)
+                return ReferenceProfile.load(path)
+            except (MlflowException, OSError, DurationCoreError) as exc:
+                logger.warning("run %s has no usable %s: %s", run_id, PROFILE_ARTIFACT, exc)
+                return None
+
+    def run_tag(self, run_id: str | None, key: str) -> str | None:
+        """A tag of ``run_id`` (e.g. ``best_model``), None when unknown."""
+        if not run_id:
+            return None
+        try:
+            return self.client.get_run(run_id).data.tags.get(key)
+        except (MlflowException, OSError):
+            return None
+
+
+def load_pipeline(folder: Path) -> Any:
+    """Load the scikit-learn pipeline MLflow saved in ``folder`` (skops: trusted types only)."""
+    try:
+        return mlflow.sklearn.load_model(str(folder))
+    except Exception as exc:
+        raise DeploymentError(f"cannot load the model in {folder.name}: {exc}") from None

@@ -1,0 +1,159 @@
+"""Replay a real TLC month through the router, then feed back the actual durations.
+
+The way to run an A/B test on real data in a workshop or a test: every ride of the month (after
+the course's 1-60 minute filter, and with inputs the API accepts) is sent at a fixed rate, with a
+ride id that is a stable hash of the row, so the same ride always gets the same id (and, while
+the weights stay the same, the same variant). The actual durations then go to ``/feedback``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from duration_core import DurationCoreError, load_trips
+from duration_service.schemas import MAX_TRIP_DISTANCE_MILES, MAX_ZONE, MIN_ZONE
+
+if TYPE_CHECKING:
+    from duration_deployment.cli import RouterClient
+
+logger = logging.getLogger(__name__)
+
+#: Rides per ``/feedback`` call.
+FEEDBACK_CHUNK = 5_000
+
+
+class ReplayError(Exception):
+    """The month cannot be read, or holds no ride the router would accept."""
+
+
+def ride_ids(rides: pd.DataFrame, source: str) -> list[str]:
+    """A stable id per ride: BLAKE2b (16 hex digits) of the source, the row's position and its
+    pickup, dropoff, zones and distance. Same file, same ids, on any machine."""
+    ids = []
+    columns = (
+        "pickup_datetime",
+        "dropoff_datetime",
+        "PULocationID",
+        "DOLocationID",
+        "trip_distance",
+    )
+    for position, row in enumerate(zip(*(rides[c].tolist() for c in columns), strict=True)):
+        text = "|".join([source, str(position), *map(str, row)])
+        ids.append(hashlib.blake2b(text.encode(), digest_size=8).hexdigest())
+    return ids
+
+
+def load_replay(month: str, limit: int | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The rides of ``month`` the router accepts, with ``ride_id`` and ``duration`` (minutes).
+
+    Returns:
+        (rides, counts): counts of rows read, kept by the duration filter, skipped for inputs
+        the API refuses (missing zone, distance outside 0-500 miles), and sent.
+
+    Raises:
+        ReplayError: The month cannot be read or has no usable ride.
+    """
+    try:
+        data = load_trips(month)
+    except DurationCoreError as exc:
+        raise ReplayError(str(exc)) from None
+    rides = data.rides.reset_index(drop=True)
+    rides["ride_id"] = ride_ids(rides, data.source)
+    usable = (
+        rides["PULocationID"].between(MIN_ZONE, MAX_ZONE).fillna(False)
+        & rides["DOLocationID"].between(MIN_ZONE, MAX_ZONE).fillna(False)
+        & rides["trip_distance"].between(0, MAX_TRIP_DISTANCE_MILES).fillna(False)
+    ).astype(bool)
+    kept = rides[usable]
+    if limit is not None:
+        kept = kept.head(limit)
+    if kept.empty:
+        raise ReplayError(f"{month}: no ride the router accepts")
+    counts = {
+        "rows_read": data.report.rows_read,
+        "rows_kept_by_filter": data.report.rows_kept,
+        "skipped_bad_inputs": int((~usable).sum()),
+        "rides": len(kept),
+    }
+    return kept.reset_index(drop=True), counts
+
+
+def replay_month(
+    client: RouterClient,
+    month: str,
+    *,
+    rate: float = 200.0,
+    limit: int | None = None,
+    batch: int | None = None,
+    feedback: bool = True,
+) -> dict[str, Any]:
+    """Send the rides of ``month`` to ``/predict/batch`` at ``rate`` rides per second, then post
+    their actual durations to ``/feedback``.
+
+    Args:
+        client: A :class:`~duration_deployment.cli.RouterClient` (feedback needs its token).
+        month: ``green:2021-03`` or a TLC parquet file.
+        rate: Rides per second (the pace is kept over the whole replay, not per request).
+        limit: Only the first ``limit`` rides.
+        batch: Rides per request; default ``rate / 10`` (ten requests a second), at least 1.
+        feedback: Post the actual durations afterwards.
+
+    Returns:
+        Counts: rides sent, answered per variant, seconds, achieved rate, feedback matched.
+    """
+    if rate <= 0 or not math.isfinite(rate):
+        raise ReplayError(f"rate {rate!r} must be a positive number of rides per second")
+    rides, counts = load_replay(month, limit)
+    size = batch or max(1, int(rate / 10))
+    columns = ["PULocationID", "DOLocationID", "trip_distance", "ride_id"]
+    records = [
+        {"PULocationID": int(pu), "DOLocationID": int(do), "trip_distance": float(d), "ride_id": r}
+        for pu, do, d, r in rides[columns].itertuples(index=False, name=None)
+    ]
+    by_variant: Counter[str] = Counter()
+    started = time.perf_counter()
+    for sent in range(0, len(records), size):
+        due = started + sent / rate
+        pause = due - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+        answer = client.call("POST", "/predict/batch", json={"rides": records[sent : sent + size]})
+        by_variant.update(f"{p['variant']} v{p['model_version']}" for p in answer["predictions"])
+    seconds = time.perf_counter() - started
+    result: dict[str, Any] = {
+        "month": month,
+        **counts,
+        "answered": dict(sorted(by_variant.items())),
+        "seconds": round(seconds, 2),
+        "rides_per_second": round(len(records) / seconds, 1) if seconds > 0 else None,
+    }
+    if feedback:
+        result.update(_post_feedback(client, rides))
+    return result
+
+
+def feedback_month(client: RouterClient, month: str, *, limit: int | None = None) -> dict[str, Any]:
+    """The batch join: read ``month``, compute the ride ids as :func:`replay_month` did and post
+    the actual durations; ride ids the router never predicted are counted, not errors."""
+    rides, counts = load_replay(month, limit)
+    return {"month": month, "rides": counts["rides"], **_post_feedback(client, rides)}
+
+
+def _post_feedback(client: RouterClient, rides: pd.DataFrame) -> dict[str, int]:
+    matched = unknown = 0
+    pairs = list(zip(rides["ride_id"].tolist(), rides["duration"].tolist(), strict=True))
+    for start in range(0, len(pairs), FEEDBACK_CHUNK):
+        chunk = [
+            {"ride_id": r, "duration": float(d)} for r, d in pairs[start : start + FEEDBACK_CHUNK]
+        ]
+        answer = client.call("POST", "/feedback", json={"actuals": chunk})
+        matched += answer["matched"]
+        unknown += answer["unknown"]
+    return {"feedback_matched": matched, "feedback_unknown": unknown}

@@ -1,0 +1,124 @@
+"""Bodies of the router's API. Rides are level 1's :class:`~duration_service.schemas.Ride`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from duration_deployment.routing import VARIANT_NAME
+
+
+class RoutedPrediction(BaseModel):
+    """The predicted duration of one ride, and which deployed model made it."""
+
+    model_config = ConfigDict(
+        protected_namespaces=(),
+        json_schema_extra={
+            "examples": [
+                {"duration": 4.4038, "variant": "champion", "model_version": "1", "ride_id": "r-1"}
+            ]
+        },
+    )
+
+    duration: float = Field(description="predicted trip duration, minutes")
+    variant: str = Field(description="the variant that answered")
+    model_version: str = Field(description="its registered model version")
+    ride_id: str | None = Field(default=None, description="the ride_id of the request, if any")
+
+
+class RoutedBatch(BaseModel):
+    """Predictions for a batch, in the order of the request; rides may go to different variants."""
+
+    predictions: list[RoutedPrediction]
+    count: int = Field(description="number of predictions")
+
+
+class DeployRequest(BaseModel):
+    """The one call: deploy a registered model version as a variant."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        protected_namespaces=(),
+        json_schema_extra={
+            "examples": [
+                {
+                    "model_uri": "models:/nyc-taxi-duration@challenger",
+                    "variant": "challenger",
+                    "weight": 0.1,
+                },
+                {
+                    "model_uri": "models:/nyc-taxi-duration/3",
+                    "variant": "shadow-gbm",
+                    "shadow": True,
+                },
+            ]
+        },
+    )
+
+    model_uri: str = Field(
+        min_length=1,
+        max_length=400,
+        description="models:/NAME@ALIAS, models:/NAME/VERSION or a version number, in the "
+        "router's registry; file paths and URLs are refused",
+    )
+    variant: str = Field(default="challenger", pattern=VARIANT_NAME)
+    weight: float | None = Field(
+        default=None, gt=0, le=1, description="share of live traffic, 0-1 (default 0.1)"
+    )
+    shadow: bool = Field(default=False, description="copy of the traffic, never answered")
+
+
+class WeightRequest(BaseModel):
+    """A new traffic share for a variant."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"weight": 0.5}]})
+
+    weight: float = Field(gt=0, le=1, description="share of live traffic, 0-1")
+
+
+class PromoteRequest(BaseModel):
+    """Which variant becomes the champion."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    variant: str = Field(default="challenger", pattern=VARIANT_NAME)
+
+
+class Actual(BaseModel):
+    """The actual duration of a ride that was predicted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ride_id: str = Field(min_length=1, max_length=128)
+    duration: float = Field(
+        ge=0, le=24 * 60, allow_inf_nan=False, description="actual trip duration, minutes"
+    )
+
+
+class FeedbackRequest(BaseModel):
+    """Actual durations, one or many (the last one for a ride id wins)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"actuals": [{"ride_id": "r-1", "duration": 6.5}]}]},
+    )
+
+    actuals: list[Actual] = Field(min_length=1, max_length=100_000)
+
+
+class FeedbackResult(BaseModel):
+    """What became of the actual durations sent."""
+
+    received: int
+    matched: int = Field(description="ride ids with a logged prediction, stored")
+    unknown: int = Field(description="ride ids never predicted, ignored")
+    unknown_examples: list[str] = Field(description="up to 10 of the unknown ride ids")
+
+
+class ControlResult(BaseModel):
+    """The routing table after a control call, the aliases and the history entry."""
+
+    table: dict[str, Any]
+    aliases: dict[str, str]
+    event: dict[str, Any]

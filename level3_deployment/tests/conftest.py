@@ -1,0 +1,87 @@
+"""Fixtures: a real MLflow registry with two versions trained by the level-2 pipeline.
+
+v1 is the ``linear`` model (champion), v2 the ``gbm`` model (challenger), both trained on the
+bundled green 2021-01 and validated on 2021-02, as a workshop would. Tests that move aliases
+work on a copy of the registry database (the artifacts are read-only and shared).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from duration_deployment.app import create_app
+from duration_deployment.config import RouterSettings
+from duration_training import PipelineConfig, run_pipeline
+
+TOKEN = "test-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@dataclass(frozen=True)
+class TrainedRegistry:
+    """The session's registry: its folder, its SQLite file and the two versions."""
+
+    folder: Path
+    database: Path
+    champion: str
+    challenger: str
+
+
+@pytest.fixture(scope="session")
+def trained_registry(tmp_path_factory: pytest.TempPathFactory) -> TrainedRegistry:
+    folder = tmp_path_factory.mktemp("registry")
+    saved_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)  # mlflow.db and mlartifacts/ go here
+        uri = f"sqlite:///{folder / 'mlflow.db'}"
+        linear = run_pipeline(
+            ["green:2021-01"], "green:2021-02",
+            config=PipelineConfig(candidates=("linear",)), tracking_uri=uri,
+        )  # fmt: skip
+        gbm = run_pipeline(
+            ["green:2021-01"], "green:2021-02",
+            config=PipelineConfig(candidates=("gbm",), offline_promotion=False), tracking_uri=uri,
+        )  # fmt: skip
+    if saved_uri is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    assert (linear.version, gbm.version) == ("1", "2")
+    assert gbm.aliases_moved == ["challenger"]  # offline promotion off: champion stays v1
+    return TrainedRegistry(folder, folder / "mlflow.db", linear.version, gbm.version)
+
+
+@pytest.fixture
+def registry_uri(trained_registry: TrainedRegistry, tmp_path: Path) -> str:
+    """A private copy of the registry database (aliases may move), same artifacts."""
+    copy = tmp_path / "mlflow.db"
+    shutil.copyfile(trained_registry.database, copy)
+    return f"sqlite:///{copy}"
+
+
+def router_settings(tmp_path: Path, registry_uri: str, **overrides: object) -> RouterSettings:
+    """Settings of a router on ``registry_uri`` with its log and cache under ``tmp_path``."""
+    values: dict[str, object] = {
+        "token": TOKEN,
+        "tracking_uri": registry_uri,
+        "prediction_log_url": f"sqlite:///{tmp_path / 'prediction_log.db'}",
+        "model_cache_dir": tmp_path / "cache",
+        "log_flush_seconds": 0.05,
+    }
+    values.update(overrides)
+    return RouterSettings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def router_client(tmp_path: Path, registry_uri: str) -> Iterator[object]:
+    """A TestClient of a router that deployed the registry's champion (v1) and challenger (v2,
+    10%) at start-up."""
+    from fastapi.testclient import TestClient
+
+    app = create_app(router_settings(tmp_path, registry_uri))
+    with TestClient(app) as client:
+        yield client

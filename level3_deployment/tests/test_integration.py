@@ -1,0 +1,415 @@
+"""A real ``mlflow server``, real ``duration-router`` processes and the real command lines.
+
+The story a workshop follows: the level-2 pipeline registers v1 (linear, champion) against the
+tracking server; a router starts and deploys it from the alias; ``duration-deploy pipeline``
+trains v2 (gbm) and deploys it as challenger at 10% in one call; rides are routed 90/10;
+promote and rollback move the MLflow aliases; a restarted router comes back with the same
+table. Then the zero-downtime test, and last the registry going away.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import AUTH, TOKEN
+from duration_core import read_trips
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"{url}: process exited {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"{url} did not answer:\n{log.read_text()[-3000:]}")
+        time.sleep(0.3)
+
+
+#: Exit codes of a graceful stop: uvicorn shuts down, then re-raises SIGTERM.
+GRACEFUL = (0, -signal.SIGTERM)
+
+
+def stop(process: subprocess.Popen[bytes]) -> int:
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    folder: Path
+
+
+@pytest.fixture(scope="module")
+def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    log = folder / "server.log"
+    process = subprocess.Popen(
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'server.db'}",
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+        ],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        cwd=folder,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{url}/health", process, log)
+        yield Server(url, process, folder)
+    finally:
+        if process.poll() is None:
+            stop(process)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    environment = {
+        k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DURATION_"))
+    }
+    environment["DURATION_ROUTER_TOKEN"] = TOKEN
+    environment["DURATION_ROUTER_LOG_FLUSH_SECONDS"] = "0.05"
+    environment["DURATION_CACHE_DIR"] = str(tmp_path_factory.mktemp("tlc-cache"))
+    return environment
+
+
+def run(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 300) -> str:
+    done = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"{args[0]} failed ({done.returncode}):\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+class Router:
+    """A ``duration-router`` process on a free port."""
+
+    def __init__(self, folder: Path, tracking_uri: str, env: dict[str, str]) -> None:
+        self.folder, self.tracking_uri, self.env = folder, tracking_uri, env
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_db = folder / "prediction_log.db"
+
+    def start(self) -> Router:
+        log = self.folder / "router.log"
+        self.process = subprocess.Popen(
+            [
+                str(BIN / "duration-router"),
+                "--tracking-uri",
+                self.tracking_uri,
+                "--port",
+                str(self.port),
+                "--prediction-log",
+                f"sqlite:///{self.log_db}",
+            ],
+            env=self.env,
+            cwd=self.folder,
+            stdout=log.open("a"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_for(f"{self.url}/health", self.process, log)
+        return self
+
+    def stop(self) -> int:
+        assert self.process is not None
+        return stop(self.process)
+
+    def deploy_cli(self, *args: str) -> str:
+        return run([str(BIN / "duration-deploy"), "--url", self.url, *args], self.env, self.folder)
+
+    def table(self) -> dict[str, tuple[str, float, bool]]:
+        state = httpx.get(f"{self.url}/deployments", headers=AUTH, timeout=30).json()
+        return {
+            v["variant"]: (v["model_version"], round(v["weight"], 6), v["shadow"])
+            for v in state["table"]["variants"]
+        }
+
+
+def aliases(tracking_uri: str) -> dict[str, str]:
+    model = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri).get_registered_model(
+        "nyc-taxi-duration"
+    )
+    return {alias: str(version) for alias, version in model.aliases.items()}
+
+
+def ensure_champion(uri: str, env: dict[str, str], folder: Path) -> None:
+    """Register v1 when this test runs alone (the first test of the module registers it)."""
+    try:
+        if "champion" in aliases(uri):
+            return
+    except Exception:
+        pass
+    run(
+        [
+            str(BIN / "duration-pipeline"),
+            "run",
+            "--train",
+            "green:2021-01",
+            "--val",
+            "green:2021-02",
+            "--candidates",
+            "linear",
+            "--tracking-uri",
+            uri,
+            "-q",
+        ],
+        env,
+        folder,
+    )
+
+
+@pytest.fixture(scope="module")
+def march_rides() -> list[dict[str, object]]:
+    rides = read_trips("green:2021-03").head(1_000)
+    return [
+        {
+            "PULocationID": int(r.PULocationID),
+            "DOLocationID": int(r.DOLocationID),
+            "trip_distance": float(r.trip_distance),
+            "ride_id": f"2021-03-{i}",
+        }
+        for i, r in enumerate(rides.itertuples())
+    ]
+
+
+def test_train_deploy_route_promote_rollback_restart(
+    tracking_server: Server,
+    env: dict[str, str],
+    tmp_path: Path,
+    march_rides: list[dict[str, object]],
+) -> None:
+    uri = tracking_server.url
+    run(
+        [
+            str(BIN / "duration-pipeline"),
+            "run",
+            "--train",
+            "green:2021-01",
+            "--val",
+            "green:2021-02",
+            "--candidates",
+            "linear",
+            "--tracking-uri",
+            uri,
+            "-q",
+        ],
+        env,
+        tmp_path,
+    )
+    assert aliases(uri) == {"champion": "1", "challenger": "1"}
+
+    router = Router(tmp_path, uri, env).start()
+    try:
+        assert router.table() == {"champion": ("1", 1.0, False)}  # deployed from the alias
+        # Data prep, training, registration and deployment in one call.
+        out = router.deploy_cli(
+            "pipeline",
+            "--train",
+            "green:2021-01",
+            "--val",
+            "green:2021-02",
+            "--candidates",
+            "gbm",
+            "--tracking-uri",
+            uri,
+            "--weight",
+            "10%",
+        )
+        assert "registered v2 (gbm)" in out
+        assert router.table() == {"champion": ("1", 0.9, False), "challenger": ("2", 0.1, False)}
+        # The champion stays: with a router serving, the A/B test decides, not the val month.
+        assert aliases(uri) == {"champion": "1", "challenger": "2"}
+
+        answer = httpx.post(
+            f"{router.url}/predict/batch", json={"rides": march_rides}, timeout=60
+        ).json()
+        versions = [p["model_version"] for p in answer["predictions"]]
+        challenger = versions.count("2")
+        assert versions.count("1") + challenger == 1_000
+        assert abs(challenger - 100) <= 4 * (1_000 * 0.1 * 0.9) ** 0.5  # binomial, 4 sd
+        again = httpx.post(
+            f"{router.url}/predict/batch", json={"rides": march_rides}, timeout=60
+        ).json()
+        assert [p["model_version"] for p in again["predictions"]] == versions  # sticky by ride_id
+
+        router.deploy_cli("promote")
+        assert router.table() == {"champion": ("2", 1.0, False)}
+        assert aliases(uri) == {"champion": "2"}
+        router.deploy_cli("rollback")
+        assert router.table() == {"champion": ("1", 0.9, False), "challenger": ("2", 0.1, False)}
+        assert aliases(uri) == {"champion": "1", "challenger": "2"}
+        router.deploy_cli("weight", "challenger", "0.25")
+        status = router.deploy_cli("status")
+        assert "challenger   v2      25.0%" in status
+        assert router.stop() in GRACEFUL
+    finally:
+        if router.process.poll() is None:  # type: ignore[union-attr]
+            router.stop()
+
+    # Every answered ride is in the log, flushed on shutdown.
+    with sqlite3.connect(router.log_db) as db:
+        assert (
+            db.execute("select count(*) from predictions where not shadow").fetchone()[0] == 2_000
+        )
+        actions = [row[0] for row in db.execute("select action from events order by id")]
+    assert actions == ["start", "deploy", "promote", "rollback", "weight"]
+
+    restarted = Router(tmp_path, uri, env).start()
+    try:
+        assert restarted.table() == {
+            "champion": ("1", 0.75, False),
+            "challenger": ("2", 0.25, False),
+        }
+        answer = httpx.post(
+            f"{restarted.url}/predict/batch", json={"rides": march_rides[:100]}, timeout=60
+        ).json()
+        assert [p["model_version"] for p in answer["predictions"]] != ["1"] * 100
+    finally:
+        restarted.stop()
+
+
+LOAD_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, threading, time
+    import httpx
+    url, total, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+    with open(sys.argv[4]) as handle:
+        rides = json.load(handle)
+    statuses, lock = {}, threading.Lock()
+    start = time.perf_counter()
+
+    def worker(offset, step):
+        with httpx.Client(timeout=30) as client:
+            for i in range(offset, total, step):
+                pause = start + i * seconds / total - time.perf_counter()
+                if pause > 0:
+                    time.sleep(pause)
+                try:
+                    body = rides[i % len(rides)] | {"ride_id": f"load-{i}"}
+                    status = client.post(url, json=body).status_code
+                except httpx.HTTPError as exc:
+                    status = type(exc).__name__
+                with lock:
+                    statuses[str(status)] = statuses.get(str(status), 0) + 1
+
+    threads = [threading.Thread(target=worker, args=(k, 4)) for k in range(4)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    print(json.dumps(statuses))
+    """
+)
+
+
+def test_zero_downtime_under_load(
+    tracking_server: Server,
+    env: dict[str, str],
+    tmp_path: Path,
+    march_rides: list[dict[str, object]],
+) -> None:
+    """2,000 requests over about 10 s from another process while the table changes five times:
+    every request answers 200 and the log holds exactly one row per answer."""
+    ensure_champion(tracking_server.url, env, tmp_path)
+    router = Router(tmp_path, tracking_server.url, env).start()
+    try:
+        rides = tmp_path / "rides.json"
+        rides.write_text(json.dumps(march_rides[:200]))
+        load = subprocess.Popen(
+            [sys.executable, "-c", LOAD_SCRIPT, f"{router.url}/predict", "2000", "10", str(rides)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        time.sleep(1.0)
+        steps = [
+            ("deploy", "1", "--variant", "canary", "--weight", "0.2"),
+            ("weight", "canary", "0.5"),
+            ("promote", "--variant", "canary"),
+            ("rollback",),
+            ("remove", "canary"),
+        ]
+        for step in steps:
+            router.deploy_cli(*step)
+            time.sleep(1.0)
+        out, err = load.communicate(timeout=120)
+        assert load.returncode == 0, err.decode()[-2000:]
+        assert json.loads(out) == {"200": 2000}
+        assert router.stop() in GRACEFUL
+    finally:
+        if router.process.poll() is None:  # type: ignore[union-attr]
+            router.stop()
+    with sqlite3.connect(router.log_db) as db:
+        rows = db.execute(
+            "select count(*), count(distinct ride_id) from predictions"
+            " where ride_id like 'load-%' and not shadow"
+        ).fetchone()
+        actions = [row[0] for row in db.execute("select action from events order by id")]
+    assert rows == (2000, 2000)
+    assert actions == ["start", "deploy", "weight", "promote", "rollback", "remove"]
+
+
+def test_registry_down_keeps_serving_and_deploys_answer_503(
+    tracking_server: Server, env: dict[str, str], tmp_path: Path
+) -> None:
+    ensure_champion(tracking_server.url, env, tmp_path)
+    router = Router(tmp_path, tracking_server.url, env).start()
+    try:
+        before = router.table()
+        assert "champion" in before
+        stop(tracking_server.process)  # the registry goes away (last test of the module)
+        ride = {"PULocationID": 43, "DOLocationID": 151, "trip_distance": 1.5}
+        assert httpx.post(f"{router.url}/predict", json=ride, timeout=10).status_code == 200
+        started = time.monotonic()
+        answer = httpx.post(
+            f"{router.url}/deployments", headers=AUTH, json={"model_uri": "2"}, timeout=60
+        )
+        assert answer.status_code == 503
+        assert tracking_server.url in answer.json()["detail"]
+        assert time.monotonic() - started < 10  # fails fast, no minutes of retries
+        promote = httpx.post(f"{router.url}/promote", headers=AUTH, timeout=60)
+        assert promote.status_code in (409, 503)
+        assert router.table() == before
+    finally:
+        router.stop()

@@ -1,0 +1,290 @@
+"""The HTML report pages, rendered from real-data reports and loaded in headless Chromium.
+
+The A/B page comes from the gbm-vs-linear split of ``test_analysis`` (green 2021-01 models on
+4,000 rides of 2021-03). The drift page comes from PSI values computed here on real rides,
+January 2021 being the reference: the champion's window is the March sample, whose PSIs stay
+low but 9 % of whose rides have a pickup/dropoff pair January never saw (above the 5 %
+threshold); the challenger's window is the March rides longer than 5 miles (a challenger that
+got the airport runs), which shifts the distance and the predictions far past the 0.25 PSI
+threshold; a sample of January itself is the window without drift.
+
+Chromium must be installed (``apt-get install chromium``): the tests fail, not skip, without it.
+"""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import pytest
+from browser import load_page
+from duration_deployment.analysis import ABReport, ab_report
+from duration_deployment.report_html import (
+    CONTENT_SECURITY_POLICY,
+    DEFAULT_PSI_THRESHOLDS,
+    render_ab_html,
+    render_drift_html,
+)
+from test_analysis import load_month, real_predictions, split_frame
+
+from duration_core import build_pipeline
+
+#: PSI bins for numeric features: deciles of the reference (Siddiqi 2006 uses 10 bins).
+PSI_BINS = 10
+#: Floor of an empty bin's share, so the logarithm stays finite.
+PSI_FLOOR = 1e-4
+
+
+def psi(reference: np.ndarray, window: np.ndarray, *, categorical: bool) -> float:
+    """Population stability index ``sum((w - r) * ln(w / r))`` over bins of the reference."""
+    if categorical:
+        categories = np.union1d(reference, window)
+        r = pd.Series(reference).value_counts(normalize=True).reindex(categories, fill_value=0)
+        w = pd.Series(window).value_counts(normalize=True).reindex(categories, fill_value=0)
+        r_share, w_share = r.to_numpy(), w.to_numpy()
+    else:
+        edges = np.unique(np.quantile(reference, np.linspace(0, 1, PSI_BINS + 1)))
+        r_share = np.histogram(np.clip(reference, edges[0], edges[-1]), edges)[0] / reference.size
+        w_share = np.histogram(np.clip(window, edges[0], edges[-1]), edges)[0] / window.size
+    r_share, w_share = np.maximum(r_share, PSI_FLOOR), np.maximum(w_share, PSI_FLOOR)
+    return float(np.sum((w_share - r_share) * np.log(w_share / r_share)))
+
+
+def drift_report(
+    reference: pd.DataFrame,
+    reference_predictions: np.ndarray,
+    window: pd.DataFrame,
+    window_predictions: np.ndarray,
+    *,
+    variant: str,
+    model_version: str,
+) -> dict:
+    """A drift report in the router's shape, for ``window`` against ``reference``."""
+    low, high = DEFAULT_PSI_THRESHOLDS
+    features = {}
+    for name, ref, win, categorical in [
+        ("PULocationID", reference["PULocationID"], window["PULocationID"], True),
+        ("DOLocationID", reference["DOLocationID"], window["DOLocationID"], True),
+        ("trip_distance", reference["trip_distance"], window["trip_distance"], False),
+        ("prediction", reference_predictions, window_predictions, False),
+    ]:
+        value = psi(
+            np.asarray(ref, dtype="float64"),
+            np.asarray(win, dtype="float64"),
+            categorical=categorical,
+        )
+        level = "significant" if value >= high else "moderate" if value >= low else "none"
+        features[name] = {"psi": value, "level": level}
+    seen = set(zip(reference["PULocationID"], reference["DOLocationID"], strict=True))
+    pairs = zip(window["PULocationID"], window["DOLocationID"], strict=True)
+    unseen = float(np.mean([pair not in seen for pair in pairs]))
+    return {
+        "model_version": model_version,
+        "variant": variant,
+        "window_rows": len(window),
+        "features": features,
+        "unseen_pair_share": unseen,
+        "unseen_pair_threshold": 0.05,
+        "drifted": any(f["psi"] >= high for f in features.values()) or unseen > 0.05,
+        "thresholds": [low, high],
+    }
+
+
+class _Sources(HTMLParser):
+    """Every ``src`` and ``href`` of a document, and its CSP ``<meta>``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+        self.csp: str | None = None
+        self.tags: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        values = dict(attrs)
+        self.urls += [v or "" for k, v in attrs if k in ("src", "href", "srcset", "action")]
+        if tag == "meta" and (values.get("http-equiv") or "").lower() == "content-security-policy":
+            self.csp = values.get("content")
+
+
+def sources(page: str) -> _Sources:
+    parser = _Sources()
+    parser.feed(page)
+    return parser
+
+
+@pytest.fixture(scope="module")
+def ab_case() -> tuple[pd.DataFrame, ABReport]:
+    frame = split_frame(real_predictions(), "linear", "gbm", 10)
+    return frame, ab_report(frame)
+
+
+@pytest.fixture(scope="module")
+def drift_windows() -> dict[str, dict]:
+    """Drift reports of three real windows against January 2021: ``march``, ``long_trips``
+    (variants champion and challenger) and ``january`` (a sample of the reference)."""
+    reference = load_month("green:2021-01")
+    pipeline = build_pipeline("linear").fit(reference, reference["duration"].to_numpy())
+    march = load_month("green:2021-03")
+    windows = {
+        "march": (real_predictions().rides, "champion", "1"),
+        "long_trips": (march[march["trip_distance"] > 5].head(2_000), "challenger", "2"),
+        "january": (reference.sample(4_000, random_state=0), "champion", "1"),
+    }
+    reference_predictions = pipeline.predict(reference)
+    return {
+        key: drift_report(
+            reference,
+            reference_predictions,
+            window,
+            pipeline.predict(window),
+            variant=variant,
+            model_version=version,
+        )
+        for key, (window, variant, version) in windows.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def drift_reports(drift_windows: dict[str, dict]) -> list[dict]:
+    return [drift_windows["march"], drift_windows["long_trips"]]
+
+
+def test_ab_page_in_chromium(ab_case: tuple[pd.DataFrame, ABReport]) -> None:
+    frame, report = ab_case
+    assert report.comparison is not None
+    page = render_ab_html(report, frame)
+    loaded = load_page(page)
+    assert loaded.texts["verdict"] == "Verdict: promote"
+    reason = loaded.texts["verdict-reason"]
+    assert reason == report.comparison.reason
+    assert f"{report.comparison.difference:+.2f}" in reason
+    assert sorted(loaded.plots) == ["errors", "latency", "rmse"]
+    assert loaded.images_loaded == len(loaded.images) == 3
+    for image in loaded.images:
+        assert image["naturalWidth"] > 300
+        assert image["naturalHeight"] > 200
+        assert image["alt"]
+    assert "champion 7." in next(i["alt"] for i in loaded.images if i["plot"] == "rmse")
+    assert loaded.title == "A/B analysis: challenger vs champion"
+    assert "3,597" in loaded.texts["variants"]  # champion's labelled rides
+    assert "Welch t-test" in loaded.texts["comparison"]
+    # Nothing fetched but the page (and the harness around it).
+    assert loaded.requests == ["/", "/page.html"]
+
+
+def test_ab_page_without_the_frame_has_no_error_plot(
+    ab_case: tuple[pd.DataFrame, ABReport],
+) -> None:
+    loaded = load_page(render_ab_html(ab_case[1]))
+    assert sorted(loaded.plots) == ["latency", "rmse"]
+    assert loaded.images_loaded == 2
+
+
+def test_drift_page_in_chromium(drift_reports: list[dict]) -> None:
+    champion, challenger = drift_reports
+    # Preconditions on the real data: March drifts by unseen pairs only, long trips by PSI.
+    assert all(f["psi"] < 0.25 for f in champion["features"].values()), champion
+    assert 0.05 < champion["unseen_pair_share"] < 0.15
+    assert challenger["features"]["trip_distance"]["psi"] > 0.25
+    assert challenger["drifted"]
+    loaded = load_page(render_drift_html(drift_reports))
+    status = loaded.texts["drift-status"]
+    unseen = f"{champion['unseen_pair_share']:.1%}"
+    assert status.startswith(
+        f"Drift detected in champion (model version 1): unseen pickup/dropoff pairs {unseen} "
+        "> 5.0%; challenger (model version 2): "
+    )
+    assert f"trip_distance PSI {challenger['features']['trip_distance']['psi']:.2f}" in status
+    assert sorted(loaded.plots) == ["psi-challenger", "psi-champion"]
+    assert loaded.images_loaded == len(loaded.images) == 2
+    assert all(image["alt"].startswith("PSI per feature") for image in loaded.images)
+    share = f"{challenger['unseen_pair_share']:.1%}"
+    assert f"unseen in training: {share}" in loaded.dom
+    assert loaded.requests == ["/", "/page.html"]
+
+
+def test_drift_page_accepts_one_report_or_a_variants_key(
+    drift_windows: dict[str, dict], drift_reports: list[dict]
+) -> None:
+    stable = drift_windows["january"]
+    assert not stable["drifted"], stable
+    single = load_page(render_drift_html(stable))
+    assert single.texts["drift-status"] == "No drift detected in champion (model version 1)."
+    assert single.plots == ["psi-champion"]
+    assert single.images_loaded == 1
+    wrapped = render_drift_html({"variants": drift_reports})
+    assert wrapped == render_drift_html(drift_reports)
+
+
+def test_drift_page_in_the_routers_shape_lists_variants_not_assessed(
+    drift_windows: dict[str, dict],
+) -> None:
+    # GET /monitoring/report: {"window", "variants": [...]}, a variant without enough
+    # predictions comes with a status and no features.
+    monitoring = {
+        "window": 5_000,
+        "profile_source": None,
+        "variants": [
+            dict(drift_windows["january"], shadow=False, status="no drift"),
+            {
+                "variant": "challenger",
+                "model_version": "2",
+                "shadow": True,
+                "window_rows": 12,
+                "status": "not enough data: 12 predictions, 200 needed",
+            },
+        ],
+    }
+    loaded = load_page(render_drift_html(monitoring))
+    assert loaded.texts["drift-status"] == (
+        "No drift detected in champion (model version 1). Not assessed: challenger (shadow) "
+        "(model version 2): not enough data: 12 predictions, 200 needed."
+    )
+    assert loaded.plots == ["psi-champion"]
+    assert loaded.images_loaded == 1
+    assert "Not assessed: not enough data: 12 predictions, 200 needed" in loaded.dom
+    only_pending = load_page(render_drift_html({"variants": monitoring["variants"][1:]}))
+    assert only_pending.texts["drift-status"].startswith("No drift data yet. Not assessed: ")
+    assert only_pending.images == []
+
+
+def test_pages_without_data_say_so() -> None:
+    empty_ab = load_page(render_ab_html(ab_report(pd.DataFrame()), pd.DataFrame()))
+    assert empty_ab.texts["verdict"] == "No verdict"
+    assert empty_ab.texts["verdict-reason"] == "no predictions logged yet"
+    assert "No predictions have been logged yet" in empty_ab.dom
+    assert empty_ab.images == []
+    for drift in (None, [], {"variants": []}):
+        loaded = load_page(render_drift_html(drift))
+        assert loaded.texts["drift-status"].startswith("No drift data")
+        assert loaded.images == []
+
+
+def test_pages_load_nothing_external(
+    ab_case: tuple[pd.DataFrame, ABReport], drift_reports: list[dict]
+) -> None:
+    for page in (render_ab_html(ab_case[1], ab_case[0]), render_drift_html(drift_reports)):
+        found = sources(page)
+        assert found.csp == CONTENT_SECURITY_POLICY
+        assert found.urls
+        assert all(url.startswith("data:") for url in found.urls), found.urls
+        assert "script" not in found.tags
+        assert not re.search(r"https?://", page)
+
+
+def test_text_is_escaped(ab_case: tuple[pd.DataFrame, ABReport], drift_reports: list[dict]) -> None:
+    hostile = "<img src=x onerror=alert(1)>"
+    frame = ab_case[0].assign(
+        variant=ab_case[0]["variant"].map({"champion": hostile, "challenger": "challenger"})
+    )
+    report = ab_report(frame, champion=hostile)
+    drift = dict(drift_reports[1], variant=hostile)
+    for page in (render_ab_html(report, frame), render_drift_html(drift)):
+        assert hostile not in page
+        assert "&lt;img src=x onerror=alert(1)&gt;" in page
+    loaded = load_page(render_ab_html(report, frame))
+    assert hostile in loaded.texts["verdict-reason"]  # shown as text, not parsed as a tag
+    assert loaded.images_loaded == len(loaded.images) == 3  # no extra <img>
