@@ -13,6 +13,8 @@ import argparse
 import json
 import os
 import re
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -148,6 +150,118 @@ def run_level2(folder: Path) -> tuple[dict, str, float]:
     return json.loads(lines[-1]), table, time.perf_counter() - start
 
 
+def run_level3(folder: Path) -> dict[str, object]:
+    """The A/B router on a registry whose champion is the course's linear model (v1).
+
+    `duration-deploy pipeline` trains gbm and deploys it as challenger at 10% in one call; a
+    replay of green 2021-03 (with actual durations fed back) feeds the A/B report; promote and
+    rollback move the MLflow aliases; a replay of green 2023-03 shows drift. Returns the
+    reports and the seconds it took.
+    """
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    start = time.perf_counter()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DURATION_ROUTER"))}
+    env |= {
+        "DURATION_ROUTER_TOKEN": secrets.token_urlsafe(24),
+        "DURATION_ROUTER_URL": f"http://127.0.0.1:{port}",
+    }
+
+    def step(*command: str) -> str:
+        print(f"$ {' '.join(command)}", flush=True)
+        done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.stderr.write(done.stderr[-3000:])
+            raise SystemExit(f"{command[0]} failed with exit code {done.returncode}")
+        print("   " + done.stdout.strip().replace("\n", "\n   "), flush=True)
+        return done.stdout
+
+    step("duration-pipeline", "run", "--train", "green:2021-01", "--val", "green:2021-02",
+         "--candidates", "linear", "--quiet")  # fmt: skip
+    command = ["duration-router", "--port", str(port), "--log-level", "warning"]
+    print("$ " + " ".join(command) + "   (DURATION_ROUTER_TOKEN set)", flush=True)
+    router = subprocess.Popen(command, cwd=folder, env=env)
+    url = env["DURATION_ROUTER_URL"]
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if router.poll() is not None:
+                raise SystemExit(f"duration-router exited with code {router.returncode}")
+            try:
+                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("duration-router did not become ready within 120 s")
+            time.sleep(0.2)
+        step("duration-deploy", "status", "--history", "1")
+        step("duration-deploy", "pipeline", "--train", "green:2021-01", "--val", "green:2021-02",
+             "--candidates", "gbm", "--weight", "10%")  # fmt: skip
+        step("duration-deploy", "replay", "--month", "green:2021-03", "--rate", "2000",
+             "--limit", "8000")  # fmt: skip
+        reports = folder / "reports"
+        step("duration-deploy", "report", "--html", str(reports))
+        headers = {"Authorization": f"Bearer {env['DURATION_ROUTER_TOKEN']}"}
+        ab = httpx.get(f"{url}/ab/report", timeout=60).json()
+        drift_march = httpx.get(f"{url}/monitoring/report", timeout=60).json()
+        shutil.copyfile(reports / "monitoring-report.html", reports / "monitoring-2021-03.html")
+        step("duration-deploy", "promote")
+        step("duration-deploy", "rollback")
+        step("duration-deploy", "replay", "--month", "green:2023-03", "--rate", "2000",
+             "--limit", "6000", "--no-feedback")  # fmt: skip
+        drift_2023 = httpx.get(f"{url}/monitoring/report", timeout=60).json()
+        (reports / "monitoring-2023-03.html").write_text(
+            httpx.get(f"{url}/monitoring/report.html", timeout=60).text, encoding="utf-8"
+        )
+        state = httpx.get(f"{url}/deployments", headers=headers, timeout=30).json()
+    finally:
+        router.send_signal(signal.SIGTERM)
+        router.wait(timeout=30)
+    return {
+        "ab": ab,
+        "drift_march": drift_march,
+        "drift_2023": drift_2023,
+        "state": state,
+        "reports": reports,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def print_level3(level3: dict) -> None:
+    """The level-3 lines of the summary."""
+
+    def rel(path: Path) -> Path:
+        path = path.resolve()
+        return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+    ab = level3["ab"]
+    print(f"3  deployment: duration-router served v1 (linear) as champion; duration-deploy "
+          f"pipeline trained gbm and deployed it as challenger at 10% ({level3['seconds']:.1f}s)")  # fmt: skip
+    for v in ab["variants"]:
+        rmse = "n/a" if v["rmse"] is None else f"{v['rmse']:.3f} min"
+        print(f"   {v['variant']:<11} v{v['model_version']}: {v['predictions']:>5,} rides of "
+              f"green 2021-03 replayed, {v['labelled']:>5,} labelled, RMSE {rmse}")  # fmt: skip
+    comparison = ab.get("comparison") or {}
+    print(f"   A/B verdict: {comparison.get('verdict')} - {comparison.get('reason')}")
+    print("   then: promote (champion alias -> v2), rollback (champion v1, challenger v2 at 10%)")
+    for label, report in (("2021-03", level3["drift_march"]), ("2023-03", level3["drift_2023"])):
+        for v in report["variants"]:
+            if v["variant"] != "champion":
+                continue
+            psi = ", ".join(f"{k} {x['psi']:.2f}" for k, x in (v.get("features") or {}).items())
+            unseen = v.get("unseen_pair_share")
+            extra = "" if unseen is None else f", unseen PU_DO {unseen:.1%}"
+            print(f"   drift of champion inputs, green {label} vs its 2021-01 training data: "
+                  f"{v['status']} (PSI {psi}{extra})")  # fmt: skip
+    history = level3["state"]["history"]
+    print("   history: " + " -> ".join(e["action"] for e in history))
+    reports = level3["reports"]
+    print(f"   reports: {rel(reports / 'ab-report.html')}, {rel(reports / 'monitoring-2021-03.html')}, "
+          f"{rel(reports / 'monitoring-2023-03.html')}")  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -165,6 +279,8 @@ def main() -> int:
     answers, level1_seconds = run_level1(Path(core["model_path"]))
     print("Level 2: duration-pipeline ...", flush=True)
     level2, steps, level2_seconds = run_level2(args.out_dir / "level2")
+    print("Level 3: duration-router and duration-deploy ...", flush=True)
+    level3 = run_level3(args.out_dir / "level3")
 
     rel = Path(core["model_path"]).resolve()
     rel = rel.relative_to(ROOT) if rel.is_relative_to(ROOT) else rel
@@ -214,8 +330,10 @@ def main() -> int:
           f"{level2['decision']}")  # fmt: skip
     print(f"   see the runs: mlflow ui --backend-store-uri "
           f"sqlite:///{(args.out_dir / 'level2' / 'mlflow.db').relative_to(ROOT)}")  # fmt: skip
-    print("level 3 (automated deployment): not built yet")
-    return 0 if gap <= 1e-6 * core["val_rmse"] and same else 1
+    print()
+    print_level3(level3)
+    verdict = (level3["ab"].get("comparison") or {}).get("verdict")
+    return 0 if gap <= 1e-6 * core["val_rmse"] and same and verdict == "promote" else 1
 
 
 if __name__ == "__main__":

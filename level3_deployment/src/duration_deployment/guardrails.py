@@ -69,9 +69,10 @@ class Guardrails:
         self._seen: dict[tuple[str, str], int] = {}
         self._tripped: set[tuple[str, str]] = set()
 
-    def observe_champion(self, latency_ms: float) -> None:
+    def observe_champion(self, latency_ms: float | None) -> None:
         """Record one prediction of the champion: the baseline of the p99 comparison."""
-        self._baseline.append(latency_ms)
+        if latency_ms is not None:
+            self._baseline.append(latency_ms)
 
     def champion_p99(self) -> float | None:
         """The champion's p99 latency over its window, None before ``min_predictions``."""
@@ -80,9 +81,13 @@ class Guardrails:
         return float(np.percentile(np.fromiter(self._baseline, dtype="float64"), 99))
 
     def observe(
-        self, variant: str, model_version: str, *, error: bool, latency_ms: float
+        self, variant: str, model_version: str, *, error: bool, latency_ms: float | None
     ) -> Trip | None:
-        """Record one prediction; return a :class:`Trip` the first time a limit is passed."""
+        """Record one prediction; return a :class:`Trip` the first time a limit is passed.
+
+        ``latency_ms`` is None for a ride predicted within a batch, whose time depends on the
+        batch's size: it counts for the error rate only.
+        """
         key = (variant, model_version)
         if key in self._tripped:
             return None
@@ -91,7 +96,8 @@ class Guardrails:
         if len(errors) == self.window and errors[0]:
             self._error_count[key] -= 1
         errors.append(error)
-        latency.append(latency_ms)
+        if latency_ms is not None:
+            latency.append(latency_ms)
         self._error_count[key] = self._error_count.get(key, 0) + int(error)
         seen = self._seen[key] = self._seen.get(key, 0) + 1
         if len(errors) < self.min_predictions:
@@ -104,7 +110,11 @@ class Guardrails:
                 f"error rate {rate:.1%} over the last {len(errors)} predictions is above the "
                 f"limit of {self.max_error_rate:.1%}",
             )
-        if seen % self.P99_EVERY == 0:
+        if (
+            latency_ms is not None
+            and len(latency) >= self.min_predictions
+            and seen % self.P99_EVERY == 0
+        ):
             p99 = float(np.percentile(np.fromiter(latency, dtype="float64"), 99))
             baseline = self.champion_p99()
             if p99 > self.max_p99_ms and (baseline is None or p99 > self.p99_ratio * baseline):

@@ -304,7 +304,7 @@ class DeploymentManager:
                     aliases_after=self.aliases,
                 )  # fmt: skip
 
-    def observe(self, variant: Variant, *, error: bool, latency_ms: float) -> None:
+    def observe(self, variant: Variant, *, error: bool, latency_ms: float | None) -> None:
         """Feed the guardrails (non-champion variants); a trip schedules the rollback."""
         if not self.settings.guardrails:
             return
@@ -369,6 +369,8 @@ class DeploymentManager:
         if not table.variants:
             return
         async with self._lock:
+            # Revisions go on from the history, so they never repeat across restarts.
+            self.table = RoutingTable(revision=int((last or {}).get("revision", 0)))
             await self._commit(
                 table,
                 action="start",

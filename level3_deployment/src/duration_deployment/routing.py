@@ -142,9 +142,18 @@ class RoutingTable:
 
     def with_variant(self, variant: Variant) -> RoutingTable:
         """Add or replace ``variant``; the other live variants share ``1 - weight`` in their
-        current proportions. The first live variant always takes all the traffic."""
+        current proportions. The first live variant always takes all the traffic.
+
+        Raises:
+            ConflictError: A weight of 1 beside other live variants, or the last live variant
+                replaced by a shadow.
+        """
         others = [v for v in self.variants if v.name != variant.name]
         if variant.shadow:
+            replaced = self.get(variant.name)
+            if replaced is not None and not replaced.shadow:
+                # A live variant turned shadow leaves the split: the others share its traffic.
+                others = list(self.without(variant.name).variants)
             return RoutingTable((*others, replace(variant, weight=0.0)), self.revision + 1)
         live_others = [v for v in others if not v.shadow]
         if not live_others:
