@@ -450,7 +450,7 @@ def drift_report(
     features, predicted = _window(rides, predictions, what="window")
     rows = len(features)
     if rows < MIN_WINDOW_ROWS:
-        logger.warning(
+        logger.info(
             "a window of %s rides is small: its zone PSI is inflated by sampling noise "
             "(roughly zones / rides); %s or more rides are advised",
             f"{rows:,}",
@@ -481,8 +481,8 @@ def drift_report(
         drifted=any(d.level == _LEVELS[2] for d in drift.values())
         or unseen_share > unseen_pair_threshold,
     )
-    log = logger.warning if report.drifted else logger.info
-    log("window vs the profile of %s: %s", profile.source, report)
+    # The caller decides what drift means to it (a metric, an alert): the library only reports.
+    logger.info("window vs the profile of %s: %s", profile.source, report)
     return report
 
 
