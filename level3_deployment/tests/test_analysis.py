@@ -25,6 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
+from threadpoolctl import threadpool_limits
+
+from duration_core import TripMonth, build_pipeline, evaluate, load_trips, resolve_month
 from duration_deployment.analysis import (
     INCONCLUSIVE,
     KEEP_CHAMPION,
@@ -37,10 +41,6 @@ from duration_deployment.analysis import (
     ab_report,
     absolute_errors,
 )
-from scipy import stats
-from threadpoolctl import threadpool_limits
-
-from duration_core import TripMonth, build_pipeline, evaluate, load_trips, resolve_month
 
 SAMPLE_RIDES = 4_000
 SAMPLE_SEED = 0

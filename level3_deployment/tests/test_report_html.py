@@ -20,6 +20,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from browser import load_page
+from test_analysis import load_month, real_predictions, split_frame
+
+from duration_core import build_pipeline
 from duration_deployment.analysis import ABReport, ab_report
 from duration_deployment.report_html import (
     CONTENT_SECURITY_POLICY,
@@ -27,9 +30,6 @@ from duration_deployment.report_html import (
     render_ab_html,
     render_drift_html,
 )
-from test_analysis import load_month, real_predictions, split_frame
-
-from duration_core import build_pipeline
 
 #: PSI bins for numeric features: deciles of the reference (Siddiqi 2006 uses 10 bins).
 PSI_BINS = 10
