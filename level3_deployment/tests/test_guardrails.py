@@ -11,6 +11,7 @@ asyncio task takes the challenger out of the table and deletes its MLflow alias.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 from test_control import RIDE, metric_value, registry_aliases, running, table
 
-from conftest import AUTH, router_settings
+from conftest import AUTH, TrainedRegistry, router_settings
 from duration_deployment.guardrails import Guardrails, Trip
 from duration_deployment.manager import DeploymentManager
 from duration_deployment.metrics import RouterMetrics
@@ -385,7 +386,9 @@ def test_slow_challenger_is_rolled_back(tmp_path: Path, registry_uri: str) -> No
         assert client.app.state.log.last_event()["action"] == "guardrail rollback"
 
 
-def test_guardrail_rollback_with_the_registry_down(tmp_path: Path, registry_uri: str) -> None:
+def test_guardrail_rollback_with_the_registry_down(
+    tmp_path: Path, registry_uri: str, trained_registry: TrainedRegistry
+) -> None:
     """The traffic stops even when the alias cannot be deleted; the history says so."""
     with running(guarded_settings(tmp_path, registry_uri)) as client:
         wrap_challenger(client)
@@ -407,3 +410,13 @@ def test_guardrail_rollback_with_the_registry_down(tmp_path: Path, registry_uri:
             variant="challenger", reason="error_rate",
         ) == 1.0  # fmt: skip
         assert client.post("/predict", json=RIDE).json()["variant"] == "champion"
+
+    # The registry comes back (a fresh copy: SQLite files swapped under an open engine turn
+    # read-only), the alias still on v2: a restart with the same log must not redeploy it.
+    back = tmp_path / "registry-back.db"
+    shutil.copyfile(trained_registry.database, back)
+    back_uri = f"sqlite:///{back}"
+    assert registry_aliases(back_uri) == {"champion": "1", "challenger": "2"}
+    with running(guarded_settings(tmp_path, back_uri)) as client:
+        assert set(table(client)) == {"revision", "champion"}
+    assert registry_aliases(back_uri) == {"champion": "1"}

@@ -340,6 +340,17 @@ class DeploymentManager:
                 "start-up: %s has no champion alias: nothing deployed", self.registry.model_name
             )
             return
+        if challenger is not None and await anyio.to_thread.run_sync(
+            self._tripped_before, challenger
+        ):
+            # A guardrail removed it while the registry was down, so the alias stayed behind.
+            logger.warning("start-up: challenger v%s was rolled back by a guardrail", challenger)
+            try:
+                await anyio.to_thread.run_sync(self.registry.set_aliases, {CHALLENGER: None})
+                self.aliases.pop(CHALLENGER, None)
+            except DeploymentError as exc:
+                logger.error("start-up: cannot delete the challenger alias: %s", exc)
+            challenger = None
         last = await anyio.to_thread.run_sync(self.log.last_event)
         saved = (last or {}).get("table_after", {})
         same = saved.get(CHAMPION, {}).get("model_version") == champion and (
@@ -383,6 +394,18 @@ class DeploymentManager:
                 aliases={},
                 save=False,
             )
+
+    def _tripped_before(self, version: str) -> bool:
+        """Whether the newest history entry about the challenger is a guardrail rollback of
+        ``version`` (and not a later deployment)."""
+        for event in reversed(self.log.history(1000)):
+            if event["variant"] != CHALLENGER:
+                continue
+            if event["action"] == "guardrail rollback":
+                return bool(event["previous_version"] == version)
+            if event["action"] in ("deploy", "promote", "remove"):
+                return False
+        return False
 
     # -- internals ----------------------------------------------------------------------------
 
