@@ -164,7 +164,9 @@ def create_app(settings: RouterSettings, *, registry: Registry | None = None) ->
 # -- predictions ------------------------------------------------------------------------------
 
 
-def _manager(request: Request) -> DeploymentManager:
+async def _manager(request: Request) -> DeploymentManager:
+    # async: FastAPI runs a plain def dependency in a worker thread, a hop that cost the
+    # router a third of its throughput (and shrank the micro-batches) in bench_router.py.
     return request.app.state.manager  # type: ignore[no-any-return]
 
 

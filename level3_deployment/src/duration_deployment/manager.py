@@ -86,16 +86,18 @@ class DeploymentManager:
         self._saved: list[_Saved] = []
         self._lock = asyncio.Lock()
         self._models: dict[str, DeployedModel] = {}  # by version: one load per version
-        self._batchers: dict[int, PredictionBatcher] = {}
+        self._batchers: dict[tuple[str, str, int], PredictionBatcher] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- models -------------------------------------------------------------------------------
 
     def batcher(self, model: DeployedModel) -> PredictionBatcher:
-        """The micro-batcher of ``model`` (one per loaded model)."""
-        found = self._batchers.get(id(model))
+        """The micro-batcher of ``model``: one per loaded version, so two variants of the same
+        version share their batches (a pipeline call has a fixed cost of about 1 ms)."""
+        key = (model.version, model.sha256, id(model.pipeline))
+        found = self._batchers.get(key)
         if found is None:
-            found = self._batchers[id(model)] = PredictionBatcher(model)  # type: ignore[arg-type]
+            found = self._batchers[key] = PredictionBatcher(model)  # type: ignore[arg-type]
         return found
 
     def _load(self, model_uri: str) -> DeployedModel:
