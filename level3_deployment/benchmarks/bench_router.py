@@ -109,6 +109,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+#: Extra router settings from ``--router-env NAME=VALUE`` (e.g. the prediction log's).
+ROUTER_ENV: dict[str, str] = {}
+
+
 def child_env(**extra: str) -> dict[str, str]:
     """The environment of the processes started here: this one's, without any tracking server
     or router settings of the caller (everything runs on the temporary folder), plus ``extra``."""
@@ -284,7 +288,9 @@ def start_router(folder: Path, files: dict[str, Any], token: str, *, challenger:
     command = [str(BIN / "duration-router"), "--tracking-uri", files["tracking_uri"],
                "--port", str(port), "--log-level", "warning"]  # fmt: skip
     log = folder / "router.log"
-    process = start(command, base, child_env(DURATION_ROUTER_TOKEN=token), folder, log)
+    process = start(
+        command, base, child_env(DURATION_ROUTER_TOKEN=token, **ROUTER_ENV), folder, log
+    )
     key, label = (
         ("two", "duration-router, 2 variants 50/50")
         if challenger
@@ -534,8 +540,18 @@ def main() -> int:
                         help="sample the 50/50 router with py-spy during its last run into FILE "
                         "(.svg flame graph, .json speedscope, else collapsed stacks)")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument(
+        "--router-env", action="append", default=[], metavar="NAME=VALUE",
+        help="a router setting for this run, e.g. DURATION_ROUTER_LOG_FLUSH_SECONDS=1 "
+        "(repeatable)",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     args = parser.parse_args()
+    for item in args.router_env:
+        name, sep, value = item.partition("=")
+        if not sep or not name.startswith("DURATION_ROUTER_"):
+            parser.error(f"--router-env {item!r}: expected DURATION_ROUTER_NAME=VALUE")
+        ROUTER_ENV[name] = value
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
     if args.rounds < 1 or args.duration < 1 or args.connections < 1 or args.warmup < 1:
