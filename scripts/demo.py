@@ -237,8 +237,9 @@ def print_level3(level3: dict) -> None:
         return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
 
     ab = level3["ab"]
-    print(f"3  deployment: duration-router served v1 (linear) as champion; duration-deploy "
-          f"pipeline trained gbm and deployed it as challenger at 10% ({level3['seconds']:.1f}s)")  # fmt: skip
+    seconds = level3["seconds"]
+    print("3  deployment: duration-router served v1 (linear) as champion; duration-deploy "
+          f"pipeline trained gbm and deployed it as challenger at 10% ({seconds:.1f}s)")  # fmt: skip
     for v in ab["variants"]:
         rmse = "n/a" if v["rmse"] is None else f"{v['rmse']:.3f} min"
         print(f"   {v['variant']:<11} v{v['model_version']}: {v['predictions']:>5,} rides of "
@@ -258,8 +259,8 @@ def print_level3(level3: dict) -> None:
     history = level3["state"]["history"]
     print("   history: " + " -> ".join(e["action"] for e in history))
     reports = level3["reports"]
-    print(f"   reports: {rel(reports / 'ab-report.html')}, {rel(reports / 'monitoring-2021-03.html')}, "
-          f"{rel(reports / 'monitoring-2023-03.html')}")  # fmt: skip
+    pages = ("ab-report.html", "monitoring-2021-03.html", "monitoring-2023-03.html")
+    print("   reports: " + ", ".join(str(rel(reports / page)) for page in pages))
 
 
 def main() -> int:

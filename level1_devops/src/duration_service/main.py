@@ -110,6 +110,7 @@ def _is_json(request: Request) -> bool:
 def add_error_handlers(app: FastAPI) -> None:
     """JSON error answers: 400 bad JSON, 415 not JSON, 422 naming each field, 500 without a
     traceback. Level 3's router installs the same handlers."""
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()

@@ -37,9 +37,9 @@ from duration_core import (
     evaluate,
     load_trips,
 )
-from duration_core.profile import build_profile
 from duration_core.artifact import library_versions
 from duration_core.features import RIDE_FIELDS
+from duration_core.profile import build_profile
 from duration_training import plots
 from duration_training.config import PipelineConfig
 from duration_training.errors import DataValidationError, PipelineError
