@@ -238,8 +238,10 @@ def print_level3(level3: dict) -> None:
 
     ab = level3["ab"]
     seconds = level3["seconds"]
-    print("3  deployment: duration-router served v1 (linear) as champion; duration-deploy "
-          f"pipeline trained gbm and deployed it as challenger at 10% ({seconds:.1f}s)")  # fmt: skip
+    print(
+        "3  deployment: duration-router served v1 (linear) as champion; duration-deploy "
+        f"pipeline trained gbm and deployed it as challenger at 10% ({seconds:.1f}s)"
+    )
     for v in ab["variants"]:
         rmse = "n/a" if v["rmse"] is None else f"{v['rmse']:.3f} min"
         print(f"   {v['variant']:<11} v{v['model_version']}: {v['predictions']:>5,} rides of "
