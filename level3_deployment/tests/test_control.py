@@ -235,7 +235,7 @@ def test_weight_and_remove_refusals(router_client: TestClient, registry_uri: str
     assert registry_aliases(registry_uri) == {"champion": "1"}
     last = client.delete("/deployments/champion", headers=AUTH)
     assert last.status_code == 409
-    assert "'champion' is the last live variant" in last.json()["detail"]
+    assert "the champion cannot be removed: promote another variant first" in last.json()["detail"]
     alone = client.patch("/deployments/champion", json={"weight": 0.5}, headers=AUTH)
     assert alone.status_code == 409
     assert "only live variant" in alone.json()["detail"]

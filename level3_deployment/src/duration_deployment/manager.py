@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio.to_thread
+from sqlalchemy.exc import SQLAlchemyError
 
 from duration_deployment.config import RouterSettings
 from duration_deployment.guardrails import Guardrails, Trip
@@ -206,6 +207,11 @@ class DeploymentManager:
         self, variant: str, *, actor: str, action: str, detail: str | None
     ) -> dict[str, Any]:
         current = self.table.get(variant)
+        if variant == CHAMPION and action == "remove":
+            raise ConflictError(
+                "the champion cannot be removed: promote another variant first (a router "
+                "without a champion would deploy nothing at its next start)"
+            )
         table = self.table.without(variant)
         aliases: dict[str, str | None] = {variant: None} if variant in ALIASED else {}
         return await self._commit(
@@ -447,19 +453,23 @@ class DeploymentManager:
             self._saved.append(_Saved(self.table, before_aliases, action))
             del self._saved[: -self.settings.history_depth]
         await self._swap(table, action=action)
-        entry = await anyio.to_thread.run_sync(
-            lambda: self.log.add_event(
-                action=action,
-                actor=actor,
-                detail=detail,
-                revision=self.table.revision,
-                table_after=self.table.summary(),
-                aliases_after=dict(self.aliases),
-                variant=variant,
-                model_version=model.version if model else None,
-                previous_version=previous,
-            )
-        )
+        event = {
+            "action": action,
+            "actor": actor,
+            "detail": detail,
+            "revision": self.table.revision,
+            "table_after": self.table.summary(),
+            "aliases_after": dict(self.aliases),
+            "variant": variant,
+            "model_version": model.version if model else None,
+            "previous_version": previous,
+        }
+        try:
+            entry = await anyio.to_thread.run_sync(lambda: self.log.add_event(**event))
+        except SQLAlchemyError as exc:
+            # The change is made (aliases and table agree); only its history entry is lost.
+            logger.error("could not write the history entry of %s: %s", action, exc)
+            entry = {**event, "id": None, "history_error": str(exc).splitlines()[0][:300]}
         logger.info("%s by %s: %s", action, actor, detail)
         return {"table": self.table.describe(), "aliases": dict(self.aliases), "event": entry}
 
