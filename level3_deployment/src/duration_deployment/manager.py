@@ -154,6 +154,8 @@ class DeploymentManager:
             DeploymentError: 422 for a bad URI, an unverifiable download or a failed smoke test;
                 409 when the table cannot take it; 503 when the registry is down.
         """
+        if shadow and variant == CHAMPION:
+            raise DeploymentError("the champion answers requests: it cannot be a shadow variant")
         if shadow:
             weight = 0.0
         else:
@@ -163,9 +165,9 @@ class DeploymentManager:
         async with self._lock:
             before = self.table.get(variant)
             table = self.table.with_variant(Variant(variant, model, weight, shadow))
-            aliases = {variant: model.version} if variant in ALIASED and not shadow else {}
-            if variant in ALIASED and shadow:
-                aliases = {variant: None}
+            aliases: dict[str, str | None] = {}
+            if variant in ALIASED:  # a shadow challenger is not the challenger of the alias
+                aliases = {variant: None if shadow else model.version}
             share = "shadow" if shadow else f"{table.get(variant).weight:.0%} of traffic"  # type: ignore[union-attr]
             return await self._commit(
                 table,
