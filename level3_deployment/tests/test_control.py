@@ -256,8 +256,8 @@ def test_a_live_variant_redeployed_as_a_shadow(
     # The champion cannot become a shadow: nothing would answer.
     body = {"model_uri": "1", "variant": "champion", "shadow": True}
     response = client.post("/deployments", json=body, headers=AUTH)
-    assert response.status_code == 409, response.text
-    assert "'champion' is the last live variant" in response.json()["detail"]
+    assert response.status_code == 422, response.text
+    assert "the champion answers requests: it cannot be a shadow" in response.json()["detail"]
     assert table(client)["revision"] == 2
     assert registry_aliases(registry_uri) == {"champion": "1"}
     assert predict(client, "after")["variant"] == "champion"
@@ -486,6 +486,20 @@ def test_restart_restores_the_table(tmp_path: Path, registry_uri: str) -> None:
     assert second == {**first, "revision": 4}  # revisions go on across restarts
     assert [e["action"] for e in history] == ["start", "deploy", "weight", "start"]
     assert history[-1]["table_after"] == history[-2]["table_after"]
+
+    # Right after a restart, rollback undoes the last change made before it (from the history).
+    with running(router_settings(tmp_path, registry_uri)) as client:
+        rolled = client.post("/rollback", headers=AUTH)
+        assert rolled.status_code == 200, rolled.text
+        assert "restored revision 2" in rolled.json()["event"]["detail"]
+        assert table(client) == {
+            "revision": 6,
+            "champion": ("1", 0.9, False),
+            "challenger": ("2", 0.1, False),
+            "shadow-gbm": ("2", 0.0, True),
+        }
+        assert registry_aliases(registry_uri) == {"champion": "1", "challenger": "2"}
+        assert client.post("/rollback", headers=AUTH).status_code == 409
 
 
 # -- predictions ---------------------------------------------------------------------------------

@@ -85,6 +85,7 @@ class DeploymentManager:
             p99_ratio=settings.guardrail_p99_ratio,
         )
         self._saved: list[_Saved] = []
+        self._start_revision: int | None = None  # the table deployed at start-up
         self._lock = asyncio.Lock()
         self._models: dict[str, DeployedModel] = {}  # by version: one load per version
         self._batchers: dict[tuple[str, str, int], PredictionBatcher] = {}
@@ -255,14 +256,22 @@ class DeploymentManager:
     async def rollback(self, *, actor: str = "api") -> dict[str, Any]:
         """Restore the table before the last change, with its MLflow aliases.
 
+        Right after a restart (no change made since), the table of the newest history entry
+        that differs from the current one is rebuilt from the registry instead.
+
         Raises:
-            ConflictError: Nothing to roll back to since the router started.
+            ConflictError: Nothing to roll back to.
         """
         async with self._lock:
             if not self._saved:
-                raise ConflictError(
-                    "nothing to roll back: no earlier table since the router started"
-                )
+                restored = None
+                if self.table.revision == self._start_revision:
+                    restored = await self._from_history()
+                if restored is None:
+                    raise ConflictError(
+                        "nothing to roll back: no earlier table since the router started"
+                    )
+                self._saved.append(restored)
             saved = self._saved[-1]
             current = self.table.summary()
             before = saved.table.summary()
@@ -404,6 +413,29 @@ class DeploymentManager:
                 aliases={},
                 save=False,
             )
+            self._start_revision = self.table.revision
+
+    async def _from_history(self) -> _Saved | None:
+        """The newest table of the history that differs from the current one, its versions
+        loaded again (the router restarted since), or None."""
+        current = self.table.summary()
+        events = await anyio.to_thread.run_sync(self.log.history, 1000)
+        target = next((e for e in reversed(events) if e["table_after"] != current), None)
+        if target is None or not target["table_after"]:
+            return None
+        variants = []
+        for name, entry in target["table_after"].items():
+            uri = f"models:/{self.registry.model_name}/{entry['model_version']}"
+            model = await anyio.to_thread.run_sync(self._load, uri)
+            variants.append(Variant(name, model, float(entry["weight"]), bool(entry["shadow"])))
+        live_total = sum(v.weight for v in variants if not v.shadow)
+        if live_total <= 0:
+            return None
+        # The history rounds weights to 6 decimals: make them sum to exactly 1 again.
+        variants = [v if v.shadow else replace(v, weight=v.weight / live_total) for v in variants]
+        table = RoutingTable(tuple(variants), revision=int(target["revision"]))
+        aliases = {a: target["aliases_after"].get(a) for a in ALIASED}
+        return _Saved(table, aliases, f"{events[-1]['action']} (from the history)")
 
     def _tripped_before(self, version: str) -> bool:
         """Whether the newest history entry about the challenger is a guardrail rollback of
