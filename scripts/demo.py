@@ -206,7 +206,7 @@ def run_level3(folder: Path) -> dict[str, object]:
         headers = {"Authorization": f"Bearer {env['DURATION_ROUTER_TOKEN']}"}
         ab = httpx.get(f"{url}/ab/report", timeout=60).json()
         drift_march = httpx.get(f"{url}/monitoring/report", timeout=60).json()
-        shutil.copyfile(reports / "monitoring-report.html", reports / "monitoring-2021-03.html")
+        (reports / "monitoring-report.html").replace(reports / "monitoring-2021-03.html")
         step("duration-deploy", "promote")
         step("duration-deploy", "rollback")
         step("duration-deploy", "replay", "--month", "green:2023-03", "--rate", "2000",

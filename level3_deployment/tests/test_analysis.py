@@ -381,7 +381,8 @@ def test_required_sample_size_is_the_two_sample_formula(
     delta = 0.05 * champion_se.mean()
     expected = math.ceil(z**2 * (champion_se.var(ddof=1) + challenger_se.var(ddof=1)) / delta**2)
     assert comparison.required_labelled_per_variant == expected
-    assert comparison.more_labelled_needed == expected - challenger_se.size
+    assert comparison.verdict == PROMOTE
+    assert comparison.more_labelled_needed == 0  # decided: no more rides are needed
     assert comparison.min_detectable_effect == 0.05
     # A larger effect needs fewer rides, in proportion to 1 / delta^2.
     wider = ab_report(frame, min_detectable_effect=0.5).comparison

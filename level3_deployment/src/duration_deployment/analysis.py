@@ -132,7 +132,9 @@ class Comparison:
             with the requested power (pairs, for the paired method); None when the variances
             cannot be estimated yet.
         more_labelled_needed: Labelled challenger rides still missing at the current split:
-            ``max(0, max(required, min_labelled) - challenger labelled)``.
+            ``max(0, max(required, min_labelled) - challenger labelled)``; 0 once the verdict
+            is ``promote`` or ``keep champion`` (the effect found is larger than the minimum
+            detectable one the sample size is planned for).
         verdict: :data:`PROMOTE`, :data:`KEEP_CHAMPION` or :data:`INCONCLUSIVE`.
         reason: One sentence with the figures behind the verdict.
     """
@@ -465,6 +467,8 @@ def _compare(
         required=required,
         more=more,
     )
+    if verdict != INCONCLUSIVE:
+        more = 0  # decided: the effect is larger than the one the sample size was planned for
     return Comparison(
         champion=champion,
         challenger=challenger,

@@ -9,6 +9,7 @@ that the route factories build at run time, not their names as strings.
 """
 
 import asyncio
+import dataclasses
 import gc
 import hmac
 import logging
@@ -26,6 +27,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from duration_core import drift_report
+from duration_core.profile import MIN_WINDOW_ROWS
 from duration_deployment import analysis, report_html
 from duration_deployment.config import RouterSettings
 from duration_deployment.manager import DeploymentManager
@@ -514,10 +516,14 @@ def _control_routes(settings: RouterSettings, log: PredictionLog) -> APIRouter:
 # -- reports ----------------------------------------------------------------------------------
 
 
-def _experiment_start(log: PredictionLog) -> int:
-    """Log position where the current experiment began: the oldest of the latest run of
-    history entries that all have today's champion and challenger versions (weight changes do
-    not start a new experiment; a new version of either does)."""
+def _experiment_start(log: PredictionLog) -> tuple[int, dict[str, Any] | None]:
+    """Where the current experiment began: the oldest of the latest run of history entries
+    that all have today's champion and challenger versions (weight changes do not start a new
+    experiment; a new version of either does, and so do a promote and its rollback).
+
+    Returns:
+        (log position: predictions with a higher id belong to it, the history entry).
+    """
 
     def versions(event: dict[str, Any]) -> tuple[Any, Any]:
         table = event["table_after"]
@@ -528,29 +534,38 @@ def _experiment_start(log: PredictionLog) -> int:
 
     events = log.history(1000)
     if not events:
-        return 0
+        return 0, None
     current = versions(events[-1])
-    start = events[-1]["log_position"]
+    first = events[-1]
     for event in reversed(events):
         if versions(event) != current:
             break
-        start = event["log_position"]
-    return int(start)
+        first = event
+    return int(first["log_position"]), first
 
 
 def ab_report(
     settings: RouterSettings, log: PredictionLog, challenger: str = CHALLENGER
-) -> analysis.ABReport:
-    """The A/B report of ``challenger`` against the champion since the experiment began."""
-    start = _experiment_start(log)
+) -> tuple[analysis.ABReport, Any]:
+    """The A/B report of ``challenger`` against the champion since the experiment began, and
+    the logged predictions it was computed from."""
+    start, event = _experiment_start(log)
     frame = log.frame(after_id=start)
-    return analysis.ab_report(
+    report = analysis.ab_report(
         frame,
         champion=CHAMPION,
         challenger=challenger,
         alpha=settings.ab_alpha,
         min_detectable_effect=settings.ab_min_detectable_effect,
     )
+    if event is not None:
+        since = (
+            f"experiment since {event['at_iso']} (history revision {event['revision']}, "
+            f"{event['action']}): a new one starts whenever the champion's or the "
+            "challenger's model version changes"
+        )
+        report = dataclasses.replace(report, notes=[since, *report.notes])
+    return report, frame
 
 
 def monitoring_report(
@@ -570,6 +585,12 @@ def monitoring_report(
         )
         frame = frame[frame["prediction"].notna()]
         entry["window_rows"] = len(frame)
+        entry["profile_source"] = variant.model.profile.source if variant.model.profile else None
+        if len(frame):
+            entry["window"] = {
+                "from": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(frame["at"].min())),
+                "to": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(frame["at"].max())),
+            }
         if variant.model.profile is None:
             entry["status"] = "no reference profile: the model's run has no reference_profile.json"
         elif len(frame) < MIN_DRIFT_ROWS:
@@ -580,11 +601,15 @@ def monitoring_report(
             ).to_dict()
             entry.update(report)
             entry["status"] = "drift" if report["drifted"] else "no drift"
+            if len(frame) < MIN_WINDOW_ROWS:
+                entry["status"] += (
+                    f" (small window: {len(frame):,} rides; zone PSIs below {MIN_WINDOW_ROWS:,} "
+                    "rides are inflated by sampling noise)"
+                )
             metrics.show_drift(variant.name, report)
         variants.append(entry)
     return {
         "window": settings.drift_window,
-        "profile_source": None,
         "variants": variants,
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -606,7 +631,7 @@ def _report_routes(
     async def ab_json(challenger: Challenger = CHALLENGER) -> dict[str, Any]:
         """Per-variant counts, RMSE, MAE, latency and error rate; the challenger's difference in
         squared error with its confidence interval and p-value; the verdict."""
-        report = await anyio.to_thread.run_sync(ab_report, settings, log, challenger)
+        report, _ = await anyio.to_thread.run_sync(ab_report, settings, log, challenger)
         return report.to_dict()
 
     @router.get("/ab/report.html", response_class=HTMLResponse)
@@ -614,8 +639,7 @@ def _report_routes(
         """The A/B report as a page with plots."""
 
         def render() -> str:
-            report = ab_report(settings, log, challenger)
-            return report_html.render_ab_html(report, log.frame(after_id=_experiment_start(log)))
+            return report_html.render_ab_html(*ab_report(settings, log, challenger))
 
         return HTMLResponse(await anyio.to_thread.run_sync(render))
 

@@ -286,6 +286,8 @@ class RouterClient:
                 detail = response.json().get("detail", response.text)
             except ValueError:
                 detail = response.text[:300]
+            if response.status_code in (401, 403):
+                detail += " (duration-deploy sends $DURATION_ROUTER_TOKEN: export it in this shell)"
             raise CallError(f"{method} {path}: HTTP {response.status_code}: {detail}")
         if response.headers.get("content-type", "").startswith("application/json"):
             return response.json()
@@ -335,6 +337,7 @@ def deploy_main(argv: Sequence[str] | None = None) -> int:
     parser = build_deploy_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
     token = os.environ.get("DURATION_ROUTER_TOKEN")
     client = RouterClient(args.url, token, timeout=args.timeout)
     try:
@@ -449,24 +452,34 @@ def print_report(result: dict[str, Any]) -> None:
         figures = ", ".join(f"{name} {values['psi']:.3f}" for name, values in features.items())
         unseen = v.get("unseen_pair_share")
         unseen_text = "" if unseen is None else f", unseen PU_DO pairs {unseen:.1%}"
-        print(
-            f"  {v['variant']:<12} v{v['model_version']:<4} {v['status']}: {figures}{unseen_text}"
-        )
+        figures = f": {figures}{unseen_text}" if figures else ""
+        print(f"  {v['variant']:<12} v{v['model_version']:<4} {v['status']}{figures}")
 
 
 def _pipeline(args: argparse.Namespace, client: RouterClient) -> dict[str, Any]:
     """Train (level 2) with offline promotion off when the router already has a champion,
     then deploy the new version as challenger."""
     from duration_training import PipelineConfig, run_pipeline
+    from duration_training.tracking import absolute_sqlite
 
     state = client.call("GET", "/deployments", params={"history": 0})
+    # Train into the router's registry: a version registered anywhere else would not be the
+    # one the router deploys under the same number.
+    registry = state["registry"]
+    if args.tracking_uri and absolute_sqlite(args.tracking_uri) != registry:
+        raise CallError(
+            f"--tracking-uri {args.tracking_uri} is not the router's registry {registry}: "
+            "leave it out to train into the router's registry"
+        )
+    if registry.startswith("sqlite:///") and not Path(registry.removeprefix("sqlite:///")).exists():
+        raise CallError(f"the router's registry {registry} is not reachable from here")
     serving = any(v["variant"] == "champion" for v in state["table"]["variants"])
     overrides: dict[str, Any] = {"offline_promotion": not serving}
     if args.candidates:
         overrides["candidates"] = tuple(c.strip() for c in args.candidates.split(",") if c.strip())
     config = PipelineConfig(**overrides)
     started = time.perf_counter()
-    result = run_pipeline(args.train, args.val, config=config, tracking_uri=args.tracking_uri)
+    result = run_pipeline(args.train, args.val, config=config, tracking_uri=registry)
     summary = result.summary()
     if not serving and "champion" in result.aliases_moved:
         deployment = client.call(

@@ -52,7 +52,7 @@ class RouterSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="DURATION_ROUTER_", extra="ignore")
 
-    token: SecretStr = Field(min_length=16)
+    token: SecretStr
     tracking_uri: str | None = None
     model_name: str = Field(default=DEFAULT_MODEL_NAME, min_length=1)
     prediction_log_url: str = "sqlite:///prediction_log.db"
@@ -82,6 +82,13 @@ class RouterSettings(BaseSettings):
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     access_log: bool = False
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, token: SecretStr) -> SecretStr:
+        if len(token.get_secret_value().strip()) < 16:
+            raise ValueError("the control token must be at least 16 characters")
+        return token
 
     @field_validator("log_level", mode="before")
     @classmethod

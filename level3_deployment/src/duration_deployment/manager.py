@@ -356,7 +356,10 @@ class DeploymentManager:
         champion, challenger = aliases.get(CHAMPION), aliases.get(CHALLENGER)
         if champion is None:
             logger.warning(
-                "start-up: %s has no champion alias: nothing deployed", self.registry.model_name
+                "start-up: %s has no champion alias in the registry %s: nothing deployed "
+                "(run duration-pipeline there, or POST /deployments)",
+                self.registry.model_name,
+                self.registry.uri,
             )
             return
         if challenger is not None and await anyio.to_thread.run_sync(

@@ -158,6 +158,12 @@ def render_drift_html(drift: Mapping[str, Any] | Sequence[Mapping[str, Any]] | N
     reports = _drift_reports(drift)
     title = "Data drift"
     body = [f"<h1>{_e(title)}</h1>"]
+    generated = drift.get("generated_at") if isinstance(drift, Mapping) else None
+    if generated:
+        body.append(
+            f'<p class="meta">Generated {_e(str(generated))} &middot; each variant\'s latest '
+            "logged predictions against the profile of its training data</p>"
+        )
     if not reports:
         body.append(
             '<section class="status unsure"><p id="drift-status" class="headline">'
@@ -520,6 +526,13 @@ def _drift_section(report: Mapping[str, Any], index: int) -> str:
     else:
         status = "drift detected" if drifted else "no drift detected"
         kind = "bad" if drifted else "good"
+    span = report.get("window") if isinstance(report.get("window"), Mapping) else {}
+    if span.get("from"):
+        window += f" logged {span['from']} to {span.get('to')}"
+    if report.get("profile_source"):
+        window += f", against the training data {report['profile_source']}"
+    if str(report.get("status", "")).find("small window") >= 0:
+        status += " (small window: zone PSIs are inflated by sampling noise)"
     return (
         f'<section class="variant-drift" data-variant="{_e(str(report.get("variant") or ""))}">'
         f"<h2>{_e(name)}</h2>"
