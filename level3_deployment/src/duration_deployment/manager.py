@@ -314,14 +314,17 @@ class DeploymentManager:
                 logger.error(
                     "guardrail: registry down, removing %s without moving aliases", trip.variant
                 )
-                await self._swap(self.table.without(trip.variant), action="guardrail rollback")
-                self.log.add_event(
-                    action="guardrail rollback", actor="guardrail", variant=trip.variant,
-                    model_version=None, previous_version=trip.model_version,
-                    detail=f"{trip.message} (the registry was down: alias not deleted)",
-                    revision=self.table.revision, table_after=self.table.summary(),
-                    aliases_after=self.aliases,
-                )  # fmt: skip
+                await self._commit(
+                    self.table.without(trip.variant),
+                    action="guardrail rollback",
+                    actor="guardrail",
+                    variant=trip.variant,
+                    model=None,
+                    previous=trip.model_version,
+                    detail=f"{trip.variant} v{trip.model_version} rolled back: {trip.message} "
+                    "(the registry was down: alias not deleted)",
+                    aliases={},
+                )
 
     def observe(self, variant: Variant, *, error: bool, latency_ms: float | None) -> None:
         """Feed the guardrails (non-champion variants); a trip schedules the rollback."""
@@ -489,13 +492,15 @@ class DeploymentManager:
         if save:
             self._saved.append(_Saved(self.table, before_aliases, action))
             del self._saved[: -self.settings.history_depth]
-        await self._swap(table, action=action)
+        # The history entry first, then the swap: whoever sees the new table (GET
+        # /deployments, a report) also finds the entry that explains it.
+        after = replace(table, revision=self.table.revision + 1)
         event = {
             "action": action,
             "actor": actor,
             "detail": detail,
-            "revision": self.table.revision,
-            "table_after": self.table.summary(),
+            "revision": after.revision,
+            "table_after": after.summary(),
             "aliases_after": dict(self.aliases),
             "variant": variant,
             "model_version": model.version if model else None,
@@ -504,13 +509,15 @@ class DeploymentManager:
         try:
             entry = await anyio.to_thread.run_sync(lambda: self.log.add_event(**event))
         except SQLAlchemyError as exc:
-            # The change is made (aliases and table agree); only its history entry is lost.
+            # The change goes ahead (aliases and table agree); only its history entry is lost.
             logger.error("could not write the history entry of %s: %s", action, exc)
             entry = {**event, "id": None, "history_error": str(exc).splitlines()[0][:300]}
+        await self._swap(after, action=action)
         logger.info("%s by %s: %s", action, actor, detail)
         return {"table": self.table.describe(), "aliases": dict(self.aliases), "event": entry}
 
     async def _swap(self, table: RoutingTable, *, action: str) -> None:
+        """Make ``table`` the routing table (revision: the current one + 1)."""
         revision = self.table.revision + 1
         old = self.table
         self.table = replace(table, revision=revision)  # the one assignment requests see
