@@ -183,7 +183,7 @@ DEPLOY_REFUSALS: list[tuple[str, dict[str, Any], int, str]] = [
     ("unknown-version-number", {"model_uri": "99"}, 422, "cannot resolve 99: "),
     ("unknown-alias", {"model_uri": f"models:/{MODEL}@nope"}, 422,
      f"cannot resolve models:/{MODEL}@nope: "),
-    ("weight-0", {"model_uri": "2", "weight": 0}, 422, "weight: Input should be greater than 0"),
+    ("weight-0", {"model_uri": "2", "weight": 0}, 422, "weight: Input should be greater than or equal to 0.0001"),
     ("weight-1.5", {"model_uri": "2", "weight": 1.5}, 422,
      "weight: Input should be less than or equal to 1"),
     ("bad-variant", {"model_uri": "2", "variant": "bad name!"}, 422, "variant: String should"),

@@ -80,6 +80,24 @@ def test_gbm_challenger_beats_the_linear_champion_on_a_replayed_month(
     assert comparison["p_value"] < 1e-10
     assert comparison["verdict"] == "promote"
 
+    # Re-sending known rides (forced to a variant, or not) cannot weigh the test afterwards.
+    rides, _ = load_replay("green:2021-03", limit=8_000)
+    poison = [
+        {"PULocationID": 1, "DOLocationID": 1, "trip_distance": 500.0, "ride_id": ride_id}
+        for ride_id in rides["ride_id"].head(1_000)
+    ]
+    for headers in ({"X-Model-Variant": "champion"}, {}):
+        answer = http.post("/predict/batch", json={"rides": poison}, headers=headers)
+        assert answer.status_code == 200
+    again = http.get("/ab/report").json()
+    assert again["comparison"]["difference"] == comparison["difference"]
+    assert again["comparison"]["verdict"] == "promote"
+    assert any(
+        "left out: 1,000 predictions forced with X-Model-Variant" in note
+        and "1,000 repeated predictions" in note
+        for note in again["notes"]
+    )
+
     page = load_page(http.get("/ab/report.html").text)
     assert page.texts["verdict"] == "Verdict: promote"
     assert len(page.plots) == page.images_loaded == 3

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 
 import anyio
 import anyio.to_thread
+import pandas as pd
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -206,6 +207,7 @@ def _row(
     error: str | None,
     *,
     shadow: bool = False,
+    forced: bool = False,
 ) -> dict[str, Any]:
     return {
         "at": time.time(),
@@ -214,6 +216,7 @@ def _row(
         "variant": variant.name,
         "model_version": variant.model.version,
         "shadow": shadow,
+        "forced": forced,
         "pu_location_id": ride.PULocationID,
         "do_location_id": ride.DOLocationID,
         "trip_distance": ride.trip_distance,
@@ -303,11 +306,12 @@ def _prediction_routes(
         ``X-Model-Variant``) picks; a failing non-champion variant is replaced by the champion."""
         table = manager.table
         variant = _pick(table, ride.ride_id, forced)
+        chosen = forced is not None  # logged: the A/B test leaves forced rides out
         request_id = uuid.uuid4().hex
         record = ride.record()
         minutes, latency_ms, error = await predict_single(variant, record, manager)
         if error is not None:
-            log.record(_row(request_id, ride, variant, None, latency_ms, error))
+            log.record(_row(request_id, ride, variant, None, latency_ms, error, forced=chosen))
             account(variant, [None], latency_ms, manager)
             fallback = table.get(CHAMPION) or table.live[0]
             if fallback is variant:
@@ -318,13 +322,13 @@ def _prediction_routes(
             variant = fallback
             minutes, latency_ms, error = await predict_single(variant, record, manager)
             if error is not None:
-                log.record(_row(request_id, ride, variant, None, latency_ms, error))
+                log.record(_row(request_id, ride, variant, None, latency_ms, error, forced=chosen))
                 account(variant, [None], latency_ms, manager)
                 raise HTTPException(
                     503,
                     detail=f"{variant.name} v{variant.model.version} failed to predict: {error}",
                 )
-        log.record(_row(request_id, ride, variant, minutes, latency_ms, None))
+        log.record(_row(request_id, ride, variant, minutes, latency_ms, None, forced=chosen))
         account(variant, [minutes], latency_ms, manager)
         metrics.observe_predictions("/predict", (minutes,))  # type: ignore[arg-type]
         if table.shadows:
@@ -364,28 +368,31 @@ def _prediction_routes(
         """Predict each ride (minutes), each with its own variant; the answer keeps the order."""
         table = manager.table
         rides: list[Ride] = batch.rides  # type: ignore[attr-defined]
-        chosen = [_pick(table, r.ride_id, forced) for r in rides]
+        picked = [_pick(table, r.ride_id, forced) for r in rides]
+        chosen = forced is not None  # logged: the A/B test leaves forced rides out
         request_id = uuid.uuid4().hex
         limiter = request.app.state.batch_limiter
         answers: list[tuple[Variant, float, float] | None] = [None] * len(rides)
         retry: list[int] = []
-        for variant in {id(v): v for v in chosen}.values():
-            index = [i for i, v in enumerate(chosen) if v is variant]
+        for variant in {id(v): v for v in picked}.values():
+            index = [i for i, v in enumerate(picked) if v is variant]
             minutes, latency_ms, error = await predict_group(
                 variant, [rides[i] for i in index], limiter
             )
             account(variant, minutes, latency_ms, manager)
             for i, value in zip(index, minutes, strict=True):
                 if value is None:
-                    log.record(_row(request_id, rides[i], variant, None, latency_ms, error))
+                    log.record(
+                        _row(request_id, rides[i], variant, None, latency_ms, error, forced=chosen)
+                    )
                     retry.append(i)
                 else:
                     answers[i] = (variant, value, latency_ms)
         if retry:
             fallback = table.get(CHAMPION) or table.live[0]
-            usable = [i for i in retry if chosen[i] is not fallback]
+            usable = [i for i in retry if picked[i] is not fallback]
             if len(usable) < len(retry):
-                failed = chosen[next(i for i in retry if chosen[i] is fallback)]
+                failed = picked[next(i for i in retry if picked[i] is fallback)]
                 raise HTTPException(
                     503, detail=f"{failed.name} v{failed.model.version} failed to predict"
                 )
@@ -401,7 +408,7 @@ def _prediction_routes(
             for i, value in zip(usable, minutes, strict=True):
                 answers[i] = (fallback, value, latency_ms)  # type: ignore[assignment]
         log.record_many(
-            _row(request_id, ride, variant, value, latency_ms, None)
+            _row(request_id, ride, variant, value, latency_ms, None, forced=chosen)
             for ride, (variant, value, latency_ms) in zip(rides, answers, strict=True)  # type: ignore[misc]
         )
         metrics.observe_predictions("/predict/batch", [a[1] for a in answers])  # type: ignore[index]
@@ -550,7 +557,7 @@ def ab_report(
     """The A/B report of ``challenger`` against the champion since the experiment began, and
     the logged predictions it was computed from."""
     start, event = _experiment_start(log)
-    frame = log.frame(after_id=start)
+    frame, dropped = _one_prediction_per_ride(log.frame(after_id=start))
     report = analysis.ab_report(
         frame,
         champion=CHAMPION,
@@ -565,7 +572,29 @@ def ab_report(
             "challenger's model version changes"
         )
         report = dataclasses.replace(report, notes=[since, *report.notes])
+    if dropped:
+        left_out = (
+            f"left out: {dropped['forced']:,} predictions forced with {VARIANT_HEADER} (not "
+            f"randomised) and {dropped['repeated']:,} repeated predictions of a ride already "
+            "predicted (only a ride's first assignment counts)"
+        )
+        report = dataclasses.replace(report, notes=[*report.notes, left_out])
     return report, frame
+
+
+def _one_prediction_per_ride(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The rows an A/B test may use: not forced, and per ride id only the first live
+    prediction (and the first of each shadow variant). Otherwise anyone could re-send known
+    rides to a variant of their choice and weigh the test."""
+    forced = frame["forced"]
+    kept = frame[~forced]
+    live, shadow = kept[~kept["shadow"]], kept[kept["shadow"]]
+    live = live[live["ride_id"].isna() | ~live.duplicated("ride_id")]
+    shadow = shadow[shadow["ride_id"].isna() | ~shadow.duplicated(["ride_id", "variant"])]
+    repeated = len(kept) - len(live) - len(shadow)
+    kept = pd.concat([live, shadow]).sort_values("id").reset_index(drop=True)
+    dropped = {"forced": int(forced.sum()), "repeated": repeated}
+    return kept, dropped if any(dropped.values()) else {}
 
 
 def monitoring_report(

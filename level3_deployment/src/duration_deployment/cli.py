@@ -155,7 +155,7 @@ def build_deploy_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="print the router's JSON answer")
     parser.add_argument(
-        "--timeout", type=float, default=120.0, help="seconds per call (default 120)"
+        "--timeout", type=_positive_float, default=120.0, help="seconds per call (default 120)"
     )
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
@@ -206,11 +206,17 @@ def build_deploy_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--month", required=True, help="a month (green:2021-03) or a TLC parquet file"
     )
-    replay.add_argument("--rate", type=float, default=200.0, help="rides per second (default 200)")
     replay.add_argument(
-        "--limit", type=int, help="send a random sample of N rides (seed 0), in pickup order"
+        "--rate", type=_positive_float, default=200.0, help="rides per second (default 200)"
     )
-    replay.add_argument("--batch", type=int, help="rides per request (default rate/10, at least 1)")
+    replay.add_argument(
+        "--limit",
+        type=_positive_int,
+        help="send a random sample of N rides (seed 0), in pickup order",
+    )
+    replay.add_argument(
+        "--batch", type=_positive_int, help="rides per request (default rate/10, at least 1)"
+    )
     replay.add_argument(
         "--no-feedback", action="store_true", help="do not post the actual durations"
     )
@@ -219,7 +225,7 @@ def build_deploy_parser() -> argparse.ArgumentParser:
         "feedback", help="attach a TLC month's actual durations to logged predictions"
     )
     fb.add_argument("--month", required=True, help="the month replayed (green:2021-03) or its file")
-    fb.add_argument("--limit", type=int, help="the same sample as replay --limit N")
+    fb.add_argument("--limit", type=_positive_int, help="the same sample as replay --limit N")
 
     pipeline = verbs.add_parser(
         "pipeline",
@@ -235,6 +241,28 @@ def build_deploy_parser() -> argparse.ArgumentParser:
     )
     pipeline.add_argument("--candidates", help="comma-separated models (default all)")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    """A whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    """A finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive, finite number")
+    return value
 
 
 def _share(text: str) -> float:

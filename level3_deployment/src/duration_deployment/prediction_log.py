@@ -59,6 +59,7 @@ predictions = Table(
     Column("variant", String(40), nullable=False, index=True),
     Column("model_version", String(20), nullable=False),
     Column("shadow", Boolean, nullable=False),
+    Column("forced", Boolean, nullable=False, default=False, doc="X-Model-Variant chose it"),
     Column("pu_location_id", Integer),
     Column("do_location_id", Integer),
     Column("trip_distance", Float),
@@ -101,6 +102,7 @@ FRAME_COLUMNS = (
     "variant",
     "model_version",
     "shadow",
+    "forced",
     "PULocationID",
     "DOLocationID",
     "trip_distance",
@@ -390,6 +392,7 @@ class PredictionLog:
                 p.c.variant,
                 p.c.model_version,
                 p.c.shadow,
+                p.c.forced,
                 p.c.pu_location_id.label("PULocationID"),
                 p.c.do_location_id.label("DOLocationID"),
                 p.c.trip_distance,
@@ -398,7 +401,9 @@ class PredictionLog:
                 p.c.latency_ms,
                 p.c.error,
             )
-            .select_from(p.outerjoin(f, p.c.ride_id == f.c.ride_id))
+            # Only feedback that arrived after the prediction labels it: a prediction made
+            # later, for a ride whose duration is already known, is no test of the model.
+            .select_from(p.outerjoin(f, (p.c.ride_id == f.c.ride_id) & (p.c.at <= f.c.received_at)))
             .where(p.c.id > after_id)
         )
         if variant is not None:
@@ -415,6 +420,7 @@ class PredictionLog:
         frame = frame.iloc[::-1].reset_index(drop=True)
         frame["error"] = frame["error"].notna()
         frame["shadow"] = frame["shadow"].astype(bool)
+        frame["forced"] = frame["forced"].fillna(False).astype(bool)
         for column in ("prediction", "actual", "latency_ms", "trip_distance"):
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
         return frame

@@ -273,7 +273,7 @@ class Registry:
                 ``runs:/`` URI, another model).
         """
         text = model_uri.strip()
-        if text.isdigit():
+        if text.isascii() and text.isdigit() and len(text) <= 9:
             return str(int(text)), None
         match = _URI.match(text)
         if match is None:

@@ -26,6 +26,8 @@ from duration_deployment.registry import (
 
 #: Traffic resolution: weights are honoured to 1/10,000 (0.01%).
 BUCKETS = 10_000
+#: Smallest traffic share: one bucket (a smaller one would be live with no traffic).
+MIN_WEIGHT = 1 / BUCKETS
 #: A name of a variant: letters, digits, ``-`` and ``_`` (it becomes a metrics label).
 VARIANT_NAME = r"^[A-Za-z][A-Za-z0-9_\-]{0,39}$"
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -230,6 +232,9 @@ def check_weight(weight: float) -> float:
     Raises:
         DeploymentError: It does not.
     """
-    if not 0.0 < weight <= 1.0:
-        raise DeploymentError(f"weight {weight!r} must be a share of traffic in (0, 1]")
+    if not MIN_WEIGHT <= weight <= 1.0:  # also refuses NaN
+        raise DeploymentError(
+            f"weight {weight!r} must be a share of traffic from {MIN_WEIGHT} (one bucket of "
+            f"{BUCKETS:,}) to 1"
+        )
     return weight

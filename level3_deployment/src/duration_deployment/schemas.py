@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from duration_deployment.routing import VARIANT_NAME
+from duration_deployment.routing import MIN_WEIGHT, VARIANT_NAME
 
 
 class RoutedPrediction(BaseModel):
@@ -64,9 +64,22 @@ class DeployRequest(BaseModel):
     )
     variant: str = Field(default="challenger", pattern=VARIANT_NAME)
     weight: float | None = Field(
-        default=None, gt=0, le=1, description="share of live traffic, 0-1 (default 0.1)"
+        default=None,
+        strict=True,
+        ge=MIN_WEIGHT,
+        le=1,
+        allow_inf_nan=False,
+        description="share of live traffic, 0.0001-1 (default 0.1)",
     )
-    shadow: bool = Field(default=False, description="copy of the traffic, never answered")
+    shadow: bool = Field(
+        default=False, strict=True, description="copy of the traffic, never answered"
+    )
+
+    @model_validator(mode="after")
+    def _weight_or_shadow(self) -> DeployRequest:
+        if self.shadow and self.weight is not None:
+            raise ValueError("a shadow variant takes no share of traffic: give weight or shadow")
+        return self
 
 
 class WeightRequest(BaseModel):
@@ -74,7 +87,10 @@ class WeightRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"weight": 0.5}]})
 
-    weight: float = Field(gt=0, le=1, description="share of live traffic, 0-1")
+    weight: float = Field(
+        strict=True, ge=MIN_WEIGHT, le=1, allow_inf_nan=False,
+        description="share of live traffic, 0.0001-1",
+    )  # fmt: skip
 
 
 class PromoteRequest(BaseModel):
@@ -92,8 +108,9 @@ class Actual(BaseModel):
 
     ride_id: str = Field(min_length=1, max_length=128)
     duration: float = Field(
-        ge=0, le=24 * 60, allow_inf_nan=False, description="actual trip duration, minutes"
-    )
+        strict=True, ge=0, le=24 * 60, allow_inf_nan=False,
+        description="actual trip duration, minutes",
+    )  # fmt: skip
 
 
 class FeedbackRequest(BaseModel):
