@@ -183,7 +183,8 @@ DEPLOY_REFUSALS: list[tuple[str, dict[str, Any], int, str]] = [
     ("unknown-version-number", {"model_uri": "99"}, 422, "cannot resolve 99: "),
     ("unknown-alias", {"model_uri": f"models:/{MODEL}@nope"}, 422,
      f"cannot resolve models:/{MODEL}@nope: "),
-    ("weight-0", {"model_uri": "2", "weight": 0}, 422, "weight: Input should be greater than or equal to 0.0001"),
+    ("weight-0", {"model_uri": "2", "weight": 0}, 422,
+     "weight: Input should be greater than or equal to 0.0001"),
     ("weight-1.5", {"model_uri": "2", "weight": 1.5}, 422,
      "weight: Input should be less than or equal to 1"),
     ("bad-variant", {"model_uri": "2", "variant": "bad name!"}, 422, "variant: String should"),
@@ -500,6 +501,16 @@ def test_restart_restores_the_table(tmp_path: Path, registry_uri: str) -> None:
         }
         assert registry_aliases(registry_uri) == {"champion": "1", "challenger": "2"}
         assert client.post("/rollback", headers=AUTH).status_code == 409
+
+
+def test_restart_restores_other_live_variants(tmp_path: Path, registry_uri: str) -> None:
+    with running(router_settings(tmp_path, registry_uri)) as client:
+        canary = {"model_uri": "2", "variant": "canary", "weight": 0.2}
+        assert client.post("/deployments", json=canary, headers=AUTH).status_code == 201
+        first = table(client)
+    assert first["canary"] == ("2", 0.2, False)
+    with running(router_settings(tmp_path, registry_uri)) as client:
+        assert table(client) == {**first, "revision": first["revision"] + 1}
 
 
 # -- predictions ---------------------------------------------------------------------------------

@@ -62,7 +62,9 @@ class Ride(BaseModel):
         default=None,
         min_length=1,
         max_length=128,
-        description="caller's identifier, echoed in the answer",
+        # No control characters: the id is logged and stored (PostgreSQL refuses NUL in text).
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="caller's identifier, echoed in the answer; no control characters",
     )
 
     def record(self) -> dict[str, Any]:

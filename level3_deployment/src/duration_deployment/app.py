@@ -26,6 +26,7 @@ import pandas as pd
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import SQLAlchemyError
 
 from duration_core import drift_report
 from duration_core.profile import MIN_WINDOW_ROWS
@@ -156,6 +157,15 @@ def create_app(settings: RouterSettings, *, registry: Registry | None = None) ->
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     add_error_handlers(app)
 
+    @app.exception_handler(SQLAlchemyError)
+    async def log_unavailable(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        tag_error(request, "log_unavailable")
+        where = log.engine.url.render_as_string(hide_password=True) if log.engine else log.url
+        reason = str(getattr(exc, "orig", exc) or exc).splitlines()[0][:200]
+        logger.error("prediction log %s: %s", where, reason)
+        detail = f"the prediction log database {where} is unavailable: {reason}"
+        return JSONResponse(status_code=503, content={"detail": detail, "errors": []})
+
     @app.exception_handler(DeploymentError)
     async def deployment_error(request: Request, exc: DeploymentError) -> JSONResponse:
         tag_error(request, "registry_unavailable" if exc.status == 503 else "deployment")
@@ -253,8 +263,9 @@ def _prediction_routes(
         if failed:
             metrics.variant_errors.labels(variant.name, version).inc(failed)
         metrics.variant_latency.labels(variant.name).observe(latency_ms / 1000)
-        # A batch's time grows with its size: only single rides feed the latency guardrail.
-        timed = latency_ms if len(minutes) == 1 else None
+        # A batch's time grows with its size, and a shadow's copy waits behind the answers:
+        # only single live rides feed the latency guardrail (every ride feeds the error rate).
+        timed = latency_ms if len(minutes) == 1 and not shadow else None
         for value in minutes:
             manager.observe(variant, error=value is None, latency_ms=timed)
 
@@ -276,11 +287,24 @@ def _prediction_routes(
         return minutes, (time.perf_counter() - start) * 1000, error
 
     async def shadow_copy(
-        variant: Variant, ride: Ride, request_id: str, manager: DeploymentManager
+        variant: Variant,
+        rides: Sequence[Ride],
+        request_id: str,
+        manager: DeploymentManager,
+        limiter: anyio.CapacityLimiter,
     ) -> None:
-        minutes, latency_ms, error = await predict_single(variant, ride.record(), manager)
-        log.record(_row(request_id, ride, variant, minutes, latency_ms, error, shadow=True))
-        account(variant, [minutes], latency_ms, manager, shadow=True)
+        """Predict a copy of the rides with a shadow variant and log it, after the answer."""
+        if len(rides) == 1:
+            minutes, latency_ms, error = await predict_single(variant, rides[0].record(), manager)
+            values: list[float | None] = [minutes]
+        else:  # a batch is predicted as a batch, off the event loop
+            values, latency_ms, error = await predict_group(variant, list(rides), limiter)
+        log.record_many(
+            _row(request_id, ride, variant, value, latency_ms, None if value is not None else error,
+                 shadow=True)
+            for ride, value in zip(rides, values, strict=True)
+        )  # fmt: skip
+        account(variant, values, latency_ms, manager, shadow=True)
 
     def spawn_shadows(
         request: Request,
@@ -290,13 +314,13 @@ def _prediction_routes(
         manager: DeploymentManager,
     ) -> None:
         tasks: set[asyncio.Task[None]] = request.app.state.shadow_tasks
+        limiter = request.app.state.batch_limiter
         for variant in table.shadows:
-            for ride in rides:
-                task = asyncio.get_running_loop().create_task(
-                    shadow_copy(variant, ride, request_id, manager)
-                )
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
+            task = asyncio.get_running_loop().create_task(
+                shadow_copy(variant, rides, request_id, manager, limiter)
+            )
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
 
     @router.post("/predict", response_model=RoutedPrediction, responses=ERRORS)
     async def predict(
@@ -648,6 +672,13 @@ def _report_routes(
     settings: RouterSettings, metrics: RouterMetrics, log: PredictionLog
 ) -> APIRouter:
     router = APIRouter(tags=["reports"])
+    # One report at a time: each reads up to the whole experiment from the log, and these
+    # routes are open; concurrent ones queue instead of multiplying memory and connections.
+    limiter = anyio.CapacityLimiter(1)
+
+    async def run(function: Any, *args: Any) -> Any:
+        return await anyio.to_thread.run_sync(function, *args, limiter=limiter)
+
     Challenger = Annotated[
         str,
         Query(
@@ -660,7 +691,7 @@ def _report_routes(
     async def ab_json(challenger: Challenger = CHALLENGER) -> dict[str, Any]:
         """Per-variant counts, RMSE, MAE, latency and error rate; the challenger's difference in
         squared error with its confidence interval and p-value; the verdict."""
-        report, _ = await anyio.to_thread.run_sync(ab_report, settings, log, challenger)
+        report, _ = await run(ab_report, settings, log, challenger)
         return report.to_dict()
 
     @router.get("/ab/report.html", response_class=HTMLResponse)
@@ -670,23 +701,19 @@ def _report_routes(
         def render() -> str:
             return report_html.render_ab_html(*ab_report(settings, log, challenger))
 
-        return HTMLResponse(await anyio.to_thread.run_sync(render))
+        return HTMLResponse(await run(render))
 
     @router.get("/monitoring/report")
     async def drift_json(manager: ManagerDep) -> dict[str, Any]:
         """Population stability index per input feature and for the predictions, and the share
         of unseen pickup/dropoff pairs, per deployed variant."""
-        return await anyio.to_thread.run_sync(
-            monitoring_report, settings, log, manager.table, metrics
-        )
+        return await run(monitoring_report, settings, log, manager.table, metrics)  # type: ignore[no-any-return]
 
     @router.get("/monitoring/report.html", response_class=HTMLResponse)
     async def drift_html(manager: ManagerDep) -> HTMLResponse:
         """The drift report as a page with plots."""
-        report = await anyio.to_thread.run_sync(
-            monitoring_report, settings, log, manager.table, metrics
-        )
-        return HTMLResponse(await anyio.to_thread.run_sync(report_html.render_drift_html, report))
+        report = await run(monitoring_report, settings, log, manager.table, metrics)
+        return HTMLResponse(await run(report_html.render_drift_html, report))
 
     return router
 

@@ -48,6 +48,7 @@ class RouterSettings(BaseSettings):
         ab_alpha: Significance level of the A/B test.
         ab_min_detectable_effect: Relative change in mean squared error worth detecting.
         history_depth: Earlier routing tables kept in memory for ``/rollback``.
+        max_shadows: Most shadow variants at once (each predicts a copy of every ride).
     """
 
     model_config = SettingsConfigDict(env_prefix="DURATION_ROUTER_", extra="ignore")
@@ -76,6 +77,7 @@ class RouterSettings(BaseSettings):
     ab_alpha: float = Field(default=0.05, gt=0, lt=0.5)
     ab_min_detectable_effect: float = Field(default=0.05, gt=0, lt=1)
     history_depth: int = Field(default=20, ge=1, le=1_000)
+    max_shadows: int = Field(default=3, ge=0, le=20)
     host: str = Field(default="127.0.0.1", min_length=1)
     port: int = Field(default=8100, ge=1, le=65_535)
     max_batch_size: int = Field(default=10_000, ge=1, le=1_000_000)

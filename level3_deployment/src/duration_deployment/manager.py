@@ -108,6 +108,9 @@ class DeploymentManager:
         number = str(version.version)
         cached = self._models.get(number)
         if cached is not None and cached.sha256 == digest:
+            # A profile that failed to download before may be there now.
+            if cached.profile is None and profile is not None:
+                cached = self._models[number] = replace(cached, profile=profile)
             return replace(cached, requested_uri=model_uri)
         pipeline = load_pipeline(folder)
         s = self.settings
@@ -162,6 +165,12 @@ class DeploymentManager:
         else:
             weight = check_weight(self.settings.challenger_weight if weight is None else weight)
         self.registry.parse(model_uri)  # refuse a bad URI before any work
+        shadows = [v for v in self.table.shadows if v.name != variant]
+        if shadow and len(shadows) >= self.settings.max_shadows:
+            raise ConflictError(
+                f"{len(shadows)} shadow variants are deployed, the most allowed "
+                f"(DURATION_ROUTER_MAX_SHADOWS={self.settings.max_shadows}): remove one first"
+            )
         model = await anyio.to_thread.run_sync(self._load, model_uri)
         async with self._lock:
             before = self.table.get(variant)
@@ -273,6 +282,11 @@ class DeploymentManager:
                     )
                 self._saved.append(restored)
             saved = self._saved[-1]
+            if not saved.table.live:
+                raise ConflictError(
+                    "nothing to roll back to: the table before the last change had no live "
+                    "variant (deploy one instead)"
+                )
             current = self.table.summary()
             before = saved.table.summary()
             changed = [n for n in set(current) | set(before) if current.get(n) != before.get(n)]
@@ -377,23 +391,32 @@ class DeploymentManager:
                 logger.error("start-up: cannot delete the challenger alias: %s", exc)
             challenger = None
         last = await anyio.to_thread.run_sync(self.log.last_event)
-        saved = (last or {}).get("table_after", {})
+        saved: dict[str, Any] = (last or {}).get("table_after", {})
+        if challenger == champion:  # level 2 leaves both aliases on a first version
+            challenger = None
+        saved_challenger = saved.get(CHALLENGER, {})
         same = saved.get(CHAMPION, {}).get("model_version") == champion and (
-            challenger is None or saved.get(CHALLENGER, {}).get("model_version") == challenger
+            (saved_challenger.get("model_version") if not saved_challenger.get("shadow") else None)
+            == challenger
         )
-        wanted: list[tuple[str, str, float, bool]] = [(CHAMPION, champion, 1.0, False)]
-        if challenger is not None and challenger != champion:
-            weight = saved[CHALLENGER]["weight"] if same and CHALLENGER in saved else None
-            wanted.append(
-                (CHALLENGER, challenger, weight or self.settings.challenger_weight, False)
-            )
-        if same:
-            wanted += [
-                (name, entry["model_version"], 0.0, True)
-                for name, entry in saved.items()
-                if entry.get("shadow") and name not in ALIASED
+        wanted: list[tuple[str, str, float, bool]]
+        if same:  # the aliases still name the last table's versions: restore it whole
+            wanted = [
+                (name, e["model_version"], float(e["weight"]), bool(e["shadow"]))
+                for name, e in saved.items()
             ]
-        table = RoutingTable()
+        else:
+            share = self.settings.challenger_weight if challenger is not None else 0.0
+            wanted = [(CHAMPION, champion, 1.0 - share, False)]
+            if challenger is not None:
+                wanted.append((CHALLENGER, challenger, share, False))
+            dropped = sorted(set(saved) - {CHAMPION, CHALLENGER})
+            if dropped:
+                logger.warning(
+                    "start-up: the registry's aliases differ from the last table: not restoring %s",
+                    ", ".join(dropped),
+                )
+        variants: list[Variant] = []
         for name, version, weight, shadow in wanted:
             uri = f"models:/{self.registry.model_name}/{version}"
             try:
@@ -401,7 +424,13 @@ class DeploymentManager:
             except DeploymentError as exc:
                 logger.error("start-up: cannot deploy %s as %s: %s", uri, name, exc)
                 continue
-            table = table.with_variant(Variant(name, model, weight, shadow))
+            variants.append(Variant(name, model, weight, shadow))
+        live_total = sum(v.weight for v in variants if not v.shadow)
+        if live_total <= 0:
+            return
+        table = RoutingTable(
+            tuple(v if v.shadow else replace(v, weight=v.weight / live_total) for v in variants)
+        )
         if not table.variants:
             return
         async with self._lock:

@@ -43,7 +43,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 logger = logging.getLogger(__name__)
 
@@ -238,6 +238,12 @@ class PredictionLog:
                 try:
                     with self.engine.begin() as connection:  # type: ignore[union-attr]
                         connection.execute(insert(predictions), batch)
+                except (DataError, IntegrityError) as exc:
+                    # Rows the database refuses (not a database that is down): write the
+                    # others one by one and drop those, so one bad row cannot stop the log.
+                    logger.error("prediction log: a batch was refused: %s", exc.orig)
+                    self._write_one_by_one(batch)
+                    continue
                 except SQLAlchemyError as exc:
                     self._queue.extendleft(reversed(batch))  # keep their order
                     self._trim()
@@ -254,6 +260,25 @@ class PredictionLog:
                     self._progress.notify_all()
             if stopping and not self._queue:
                 return
+
+    def _write_one_by_one(self, batch: list[dict[str, Any]]) -> None:
+        bad = written = 0
+        for position, row in enumerate(batch):
+            try:
+                with self.engine.begin() as connection:  # type: ignore[union-attr]
+                    connection.execute(insert(predictions), [row])
+                written += 1
+            except (DataError, IntegrityError):
+                bad += 1
+            except SQLAlchemyError:  # the database went away: the rest waits for it
+                self._queue.extendleft(reversed(batch[position:]))
+                break
+        with self._progress:
+            self.written += written
+            self.dropped += bad
+            self._progress.notify_all()
+        if bad:
+            logger.error("prediction log: dropped %d rows the database refused", bad)
 
     def _trim(self) -> None:
         excess = len(self._queue) - self.max_pending

@@ -106,7 +106,7 @@ class Actual(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ride_id: str = Field(min_length=1, max_length=128)
+    ride_id: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
     duration: float = Field(
         strict=True, ge=0, le=24 * 60, allow_inf_nan=False,
         description="actual trip duration, minutes",
