@@ -675,3 +675,39 @@ def test_metrics_per_variant(router_client: TestClient) -> None:
     client.delete("/deployments/challenger", headers=AUTH)
     assert metric_value(client, weight, variant="champion", model_version="1") == 1.0
     assert metric_value(client, weight, variant="challenger", model_version="2") is None
+
+
+def test_aliases_moved_by_a_failed_promote_are_put_back(
+    router_client: TestClient, registry_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registry fails half-way through a promote (champion moved, challenger not) and
+    also refuses the immediate undo: the call answers 503 and the router keeps trying."""
+    from duration_deployment import manager as manager_module
+    from duration_deployment.registry import RegistryUnavailableError
+
+    client = router_client
+    manager = client.app.state.manager
+    real = manager.registry.set_aliases
+    calls = {"n": 0}
+
+    def flaky(wanted: dict[str, str | None]) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            real({"champion": wanted["champion"]})
+            raise RegistryUnavailableError("the model registry went away")
+        if calls["n"] == 2:
+            raise RegistryUnavailableError("the model registry went away")
+        real(wanted)
+
+    monkeypatch.setattr(manager.registry, "set_aliases", flaky)
+    monkeypatch.setattr(manager_module, "ALIAS_REPAIR_SECONDS", 0.1)
+    before = table(client)
+    answer = client.post("/promote", headers=AUTH)
+    assert answer.status_code == 503
+    assert "the router puts them back (champion=v1, challenger=v2)" in answer.json()["detail"]
+    assert table(client) == before
+    deadline = time.monotonic() + 10
+    while registry_aliases(registry_uri) != {"champion": "1", "challenger": "2"}:
+        assert time.monotonic() < deadline, registry_aliases(registry_uri)
+        time.sleep(0.1)
+    assert calls["n"] >= 3

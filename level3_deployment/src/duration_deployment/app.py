@@ -131,6 +131,7 @@ def create_app(settings: RouterSettings, *, registry: Registry | None = None) ->
         try:
             yield
         finally:
+            await manager.aclose()
             tasks = list(app.state.shadow_tasks)
             if tasks:
                 with suppress(Exception):

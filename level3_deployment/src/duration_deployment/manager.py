@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 #: Variant names whose MLflow alias follows the table (restart restores them).
 ALIASED = (CHAMPION, CHALLENGER)
+#: Seconds between attempts to put back aliases that a failed change left moved.
+ALIAS_REPAIR_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ class DeploymentManager:
             p99_ratio=settings.guardrail_p99_ratio,
         )
         self._saved: list[_Saved] = []
+        self._alias_repair: dict[str, str | None] = {}  # aliases to put back (registry down)
+        self._repair_task: asyncio.Task[None] | None = None
         self._start_revision: int | None = None  # the table deployed at start-up
         self._lock = asyncio.Lock()
         self._models: dict[str, DeployedModel] = {}  # by version: one load per version
@@ -484,6 +488,35 @@ class DeploymentManager:
                 return False
         return False
 
+    async def aclose(self) -> None:
+        """Stop background work (the alias repair, guardrail rollbacks in flight)."""
+        if self._alias_repair:
+            logger.error("stopping with aliases not yet put back: %s", self._alias_repair)
+        for task in [self._repair_task, *self._tasks]:
+            if task is not None and not task.done():
+                task.cancel()
+
+    def _repair_aliases(self, wanted: dict[str, str | None]) -> None:
+        """Keep trying to set ``wanted`` aliases (every 5 s) until the registry takes them."""
+        self._alias_repair.update(wanted)
+        if self._repair_task is not None and not self._repair_task.done():
+            return
+
+        async def repair() -> None:
+            while self._alias_repair:
+                await asyncio.sleep(ALIAS_REPAIR_SECONDS)
+                async with self._lock:
+                    wanted = dict(self._alias_repair)
+                    try:
+                        await anyio.to_thread.run_sync(self.registry.set_aliases, wanted)
+                    except DeploymentError as exc:
+                        logger.warning("aliases still not restored: %s", exc)
+                        continue
+                    self._alias_repair.clear()
+                    logger.info("aliases restored: %s", wanted)
+
+        self._repair_task = asyncio.get_running_loop().create_task(repair())
+
     # -- internals ----------------------------------------------------------------------------
 
     async def _commit(
@@ -505,15 +538,22 @@ class DeploymentManager:
         if changes:
             try:
                 await anyio.to_thread.run_sync(self.registry.set_aliases, changes)
-            except DeploymentError:
+            except DeploymentError as exc:
                 # Put back any alias that did move, so the registry and the table agree.
                 undo = {a: before_aliases.get(a) for a in changes}
                 try:
                     await anyio.to_thread.run_sync(self.registry.set_aliases, undo)
                 except DeploymentError:
-                    logger.exception("could not restore the aliases %s", undo)
+                    logger.error("could not restore the aliases %s now: will retry", undo)
+                    self._repair_aliases(undo)
+                    raise type(exc)(
+                        f"{exc}; some aliases may have moved: the router puts them back "
+                        f"({', '.join(f'{a}=v{v}' if v else f'no {a}' for a, v in undo.items())})"
+                        " as soon as the registry answers"
+                    ) from None
                 raise
             for alias, version in changes.items():
+                self._alias_repair.pop(alias, None)  # set as wanted now: no repair to do
                 if version is None:
                     self.aliases.pop(alias, None)
                 else:
