@@ -24,6 +24,7 @@ import anyio
 import anyio.to_thread
 import pandas as pd
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import Path as FastAPIPath
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import SQLAlchemyError
@@ -36,7 +37,7 @@ from duration_deployment.manager import DeploymentManager
 from duration_deployment.metrics import RouterMetrics
 from duration_deployment.prediction_log import PredictionLog
 from duration_deployment.registry import DeploymentError, Registry
-from duration_deployment.routing import CHALLENGER, CHAMPION, RoutingTable, Variant
+from duration_deployment.routing import CHALLENGER, CHAMPION, VARIANT_NAME, RoutingTable, Variant
 from duration_deployment.schemas import (
     ControlResult,
     DeployRequest,
@@ -185,6 +186,7 @@ async def _manager(request: Request) -> DeploymentManager:
 
 
 ManagerDep = Annotated[DeploymentManager, Depends(_manager)]
+VariantPath = Annotated[str, FastAPIPath(pattern=VARIANT_NAME, description="a variant's name")]
 VariantHeader = Annotated[
     str | None,
     Header(
@@ -507,13 +509,15 @@ def _control_routes(settings: RouterSettings, log: PredictionLog) -> APIRouter:
 
     @router.patch("/deployments/{variant}", response_model=ControlResult)
     async def set_weight(
-        variant: str, body: WeightRequest, manager: ManagerDep, actor: Actor = "api"
+        variant: VariantPath, body: WeightRequest, manager: ManagerDep, actor: Actor = "api"
     ) -> dict[str, Any]:
         """Give a variant a new share of the live traffic; the others share the rest."""
         return await manager.set_weight(variant, body.weight, actor=actor)
 
     @router.delete("/deployments/{variant}", response_model=ControlResult)
-    async def remove(variant: str, manager: ManagerDep, actor: Actor = "api") -> dict[str, Any]:
+    async def remove(
+        variant: VariantPath, manager: ManagerDep, actor: Actor = "api"
+    ) -> dict[str, Any]:
         """Take a variant out of the table (its champion/challenger alias is deleted)."""
         return await manager.remove(variant, actor=actor)
 
@@ -669,6 +673,11 @@ def monitoring_report(
     }
 
 
+def _not_the_champion(challenger: str) -> None:
+    if challenger == CHAMPION:
+        raise HTTPException(422, detail="challenger: the champion cannot be its own challenger")
+
+
 def _report_routes(
     settings: RouterSettings, metrics: RouterMetrics, log: PredictionLog
 ) -> APIRouter:
@@ -692,12 +701,15 @@ def _report_routes(
     async def ab_json(challenger: Challenger = CHALLENGER) -> dict[str, Any]:
         """Per-variant counts, RMSE, MAE, latency and error rate; the challenger's difference in
         squared error with its confidence interval and p-value; the verdict."""
+        _not_the_champion(challenger)
         report, _ = await run(ab_report, settings, log, challenger)
         return report.to_dict()
 
     @router.get("/ab/report.html", response_class=HTMLResponse)
     async def ab_html(challenger: Challenger = CHALLENGER) -> HTMLResponse:
         """The A/B report as a page with plots."""
+
+        _not_the_champion(challenger)
 
         def render() -> str:
             return report_html.render_ab_html(*ab_report(settings, log, challenger))

@@ -204,7 +204,8 @@ class Registry:
         self.model_name = model_name
         self.cache_dir = Path(cache_dir)
         self.allow_version_mismatch = allow_version_mismatch
-        self._lock = threading.Lock()  # one download per version at a time
+        self._locks: dict[str, threading.Lock] = {}  # one download per version at a time
+        self._locks_lock = threading.Lock()
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         if self.is_remote:
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
@@ -364,7 +365,9 @@ class Registry:
                 f"{model_uri} (v{number}) has no {MODEL_SHA256_TAG} tag, so its download "
                 "cannot be verified: register it with duration-pipeline"
             )
-        with self._lock:
+        with self._locks_lock:
+            lock = self._locks.setdefault(number, threading.Lock())
+        with lock:
             folder = self._download(number)
         digest = model_digest(folder)
         if digest != expected:
