@@ -82,6 +82,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until_ready(process: subprocess.Popen, url: str, name: str, *, seconds: float) -> None:
+    """Wait until ``url/ready`` answers 200; exit if the process dies or time runs out."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if process.poll() is not None:
+            raise SystemExit(f"{name} exited with code {process.returncode}")
+        try:
+            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{name} did not become ready within {seconds:g} s")
+        time.sleep(0.1)
+
+
 def run_level1(model_path: Path, rides: int = 5) -> tuple[list[dict], float]:
     """Start duration-serve on the model, send real February rides, stop it.
 
@@ -95,18 +111,7 @@ def run_level1(model_path: Path, rides: int = 5) -> tuple[list[dict], float]:
     server = subprocess.Popen(command)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                raise SystemExit(f"duration-serve exited with code {server.returncode}")
-            try:
-                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("duration-serve did not become ready within 60 s")
-            time.sleep(0.1)
+        wait_until_ready(server, url, "duration-serve", seconds=60)
         february = read_trips("green:2021-02").sample(rides, random_state=7)
         answers = []
         for i, ride in enumerate(february.itertuples()):
@@ -184,18 +189,7 @@ def run_level3(folder: Path) -> dict[str, object]:
     router = subprocess.Popen(command, cwd=folder, env=env)
     url = env["DURATION_ROUTER_URL"]
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if router.poll() is not None:
-                raise SystemExit(f"duration-router exited with code {router.returncode}")
-            try:
-                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("duration-router did not become ready within 120 s")
-            time.sleep(0.2)
+        wait_until_ready(router, url, "duration-router", seconds=120)
         step("duration-deploy", "status", "--history", "1")
         step("duration-deploy", "pipeline", "--train", "green:2021-01", "--val", "green:2021-02",
              "--candidates", "gbm", "--weight", "10%")  # fmt: skip
