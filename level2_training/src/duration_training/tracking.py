@@ -63,19 +63,10 @@ def connect(uri: str | None, experiment: str) -> tuple[str, str]:
     if uri.startswith(("http://", "https://")):
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-        probe = uri.rstrip("/") + "/health"
-        try:
-            with urllib.request.urlopen(probe, timeout=5) as response:  # noqa: S310 (http(s))
-                response.read()
-        except urllib.error.HTTPError as exc:
-            raise TrackingUnavailableError(
-                f"MLflow tracking server {uri} answered HTTP {exc.code} on /health; {hint}"
-            ) from None
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise TrackingUnavailableError(
-                f"MLflow tracking server {uri} is not reachable ({reason}); start it, {hint}"
-            ) from None
+        problem = probe_server(uri, timeout=5)
+        if problem is not None:
+            start = "" if problem.startswith("answered") else "start it, "
+            raise TrackingUnavailableError(f"MLflow tracking server {uri} {problem}; {start}{hint}")
     mlflow.set_tracking_uri(uri)
     try:
         found = mlflow.get_experiment_by_name(experiment)
@@ -92,6 +83,20 @@ def connect(uri: str | None, experiment: str) -> tuple[str, str]:
     except Exception as exc:  # MlflowException, sqlalchemy errors: not a database, locked, ...
         message = getattr(exc, "message", None) or str(exc).splitlines()[0]
         raise TrackingUnavailableError(f"cannot use the MLflow store {uri}: {message}") from None
+
+
+def probe_server(uri: str, *, timeout: float) -> str | None:
+    """``GET uri/health`` of an MLflow server: None when it answers 200, else what went wrong
+    (``answered HTTP 502 on /health``, ``is not reachable (Connection refused)``)."""
+    probe = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(probe, timeout=timeout) as response:  # noqa: S310 (http(s))
+            response.read()
+    except urllib.error.HTTPError as exc:
+        return f"answered HTTP {exc.code} on /health"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return f"is not reachable ({getattr(exc, 'reason', exc)})"
+    return None
 
 
 @contextmanager

@@ -17,8 +17,6 @@ import shutil
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +38,7 @@ from duration_training.tracking import (
     MODEL_SHA256_TAG,
     absolute_sqlite,
     model_digest,
+    probe_server,
     resolve_tracking_uri,
 )
 
@@ -227,19 +226,9 @@ class Registry:
         An HTTP server must answer ``GET /health`` within 3 s; a SQLite store must exist.
         """
         if self.is_remote:
-            probe = self.uri.rstrip("/") + "/health"
-            try:
-                with urllib.request.urlopen(probe, timeout=3) as response:  # noqa: S310 (http(s))
-                    response.read()
-            except urllib.error.HTTPError as exc:
-                raise RegistryUnavailableError(
-                    f"the model registry {self.uri} answered HTTP {exc.code} on /health"
-                ) from None
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                reason = getattr(exc, "reason", exc)
-                raise RegistryUnavailableError(
-                    f"the model registry {self.uri} is not reachable ({reason})"
-                ) from None
+            problem = probe_server(self.uri, timeout=3)
+            if problem is not None:
+                raise RegistryUnavailableError(f"the model registry {self.uri} {problem}")
         elif self.uri.startswith("sqlite:///"):
             path = Path(self.uri.removeprefix("sqlite:///"))
             if not path.is_file():
