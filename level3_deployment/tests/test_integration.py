@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from conftest import AUTH, TOKEN
@@ -175,30 +176,24 @@ def aliases(tracking_uri: str) -> dict[str, str]:
     return {alias: str(version) for alias, version in model.aliases.items()}
 
 
+def train_linear(uri: str, env: dict[str, str], folder: Path) -> None:
+    """The level-2 pipeline, linear model only, against the tracking server ``uri``."""
+    run(
+        [str(BIN / "duration-pipeline"), "run", "--train", "green:2021-01",
+         "--val", "green:2021-02", "--candidates", "linear", "--tracking-uri", uri, "-q"],
+        env,
+        folder,
+    )  # fmt: skip
+
+
 def ensure_champion(uri: str, env: dict[str, str], folder: Path) -> None:
     """Register v1 when this test runs alone (the first test of the module registers it)."""
     try:
         if "champion" in aliases(uri):
             return
-    except Exception:
+    except MlflowException:  # no registered model yet
         pass
-    run(
-        [
-            str(BIN / "duration-pipeline"),
-            "run",
-            "--train",
-            "green:2021-01",
-            "--val",
-            "green:2021-02",
-            "--candidates",
-            "linear",
-            "--tracking-uri",
-            uri,
-            "-q",
-        ],
-        env,
-        folder,
-    )
+    train_linear(uri, env, folder)
 
 
 @pytest.fixture(scope="module")
@@ -222,23 +217,7 @@ def test_train_deploy_route_promote_rollback_restart(
     march_rides: list[dict[str, object]],
 ) -> None:
     uri = tracking_server.url
-    run(
-        [
-            str(BIN / "duration-pipeline"),
-            "run",
-            "--train",
-            "green:2021-01",
-            "--val",
-            "green:2021-02",
-            "--candidates",
-            "linear",
-            "--tracking-uri",
-            uri,
-            "-q",
-        ],
-        env,
-        tmp_path,
-    )
+    train_linear(uri, env, tmp_path)
     assert aliases(uri) == {"champion": "1", "challenger": "1"}
 
     router = Router(tmp_path, uri, env).start()
