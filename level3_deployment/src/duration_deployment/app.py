@@ -253,19 +253,9 @@ def _prediction_routes(
         *,
         shadow: bool = False,
     ) -> None:
-        version = variant.model.version
-        ok = [m for m in minutes if m is not None]
-        failed = len(minutes) - len(ok)
-        if ok:
-            metrics.variant_predictions.labels(variant.name, version, str(shadow).lower()).inc(
-                len(ok)
-            )
-            histogram = metrics.variant_minutes.labels(variant.name)
-            for value in ok:
-                histogram.observe(value)
-        if failed:
-            metrics.variant_errors.labels(variant.name, version).inc(failed)
-        metrics.variant_latency.labels(variant.name).observe(latency_ms / 1000)
+        metrics.observe_variant(
+            variant.name, variant.model.version, minutes, latency_ms, shadow=shadow
+        )
         # A batch's time grows with its size, and a shadow's copy waits behind the answers:
         # only single live rides feed the latency guardrail (every ride feeds the error rate).
         timed = latency_ms if len(minutes) == 1 and not shadow else None

@@ -23,7 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from duration_service.metrics import LATENCY_BUCKETS, MINUTE_BUCKETS, ServiceMetrics
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
     from duration_deployment.prediction_log import PredictionLog
     from duration_deployment.routing import RoutingTable
@@ -91,6 +91,30 @@ class RouterMetrics(ServiceMetrics):
     def attach_log(self, log: PredictionLog) -> None:
         """Report the writer's queue and counts from ``log``."""
         self._log = log
+
+    def observe_variant(
+        self,
+        variant: str,
+        model_version: str,
+        minutes: Sequence[float | None],
+        latency_ms: float,
+        *,
+        shadow: bool,
+    ) -> None:
+        """Count what ``variant`` predicted for one call: durations (minutes; ``None`` for a
+        ride it failed on) and the call's latency (milliseconds)."""
+        ok = [m for m in minutes if m is not None]
+        failed = len(minutes) - len(ok)
+        if ok:
+            self.variant_predictions.labels(variant, model_version, str(shadow).lower()).inc(
+                len(ok)
+            )
+            histogram = self.variant_minutes.labels(variant)
+            for value in ok:
+                histogram.observe(value)
+        if failed:
+            self.variant_errors.labels(variant, model_version).inc(failed)
+        self.variant_latency.labels(variant).observe(latency_ms / 1000)
 
     def show_table(self, table: RoutingTable) -> None:
         """Set ``traffic_weight`` to exactly the variants of ``table``."""
