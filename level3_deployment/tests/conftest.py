@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from duration_deployment.app import create_app
+from duration_deployment.main import create_app
 from duration_deployment.config import RouterSettings
 from duration_training import PipelineConfig, run_pipeline
 

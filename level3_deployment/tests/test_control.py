@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import AUTH, TOKEN, router_settings
-from duration_deployment.app import create_app
+from duration_deployment.main import create_app
 from duration_deployment.config import DEFAULT_MODEL_NAME, RouterSettings
 from duration_deployment.registry import SMOKE_RIDES
 
@@ -329,7 +329,7 @@ def test_failing_smoke_test_is_refused_and_the_table_kept(
         assert table(client) == before
         assert client.app.state.log.history() == history
         assert registry_aliases(registry_uri) == {"champion": "1"}
-        assert "2" not in client.app.state.manager._models  # the refused model is not kept
+        assert "2" not in client.app.state.manager.models.models  # the refused model is not kept
 
         # The same version passes with the usual limits.
         client.app.state.manager.settings.smoke_max_minutes = 180.0
@@ -682,8 +682,8 @@ def test_aliases_moved_by_a_failed_promote_are_put_back(
 ) -> None:
     """The registry fails half-way through a promote (champion moved, challenger not) and
     also refuses the immediate undo: the call answers 503 and the router keeps trying."""
-    from duration_deployment import manager as manager_module
-    from duration_deployment.registry import RegistryUnavailableError
+    from duration_deployment import aliases as aliases_module
+    from duration_deployment.errors import RegistryUnavailableError
 
     client = router_client
     manager = client.app.state.manager
@@ -700,7 +700,7 @@ def test_aliases_moved_by_a_failed_promote_are_put_back(
         real(wanted)
 
     monkeypatch.setattr(manager.registry, "set_aliases", flaky)
-    monkeypatch.setattr(manager_module, "ALIAS_REPAIR_SECONDS", 0.1)
+    monkeypatch.setattr(aliases_module, "ALIAS_REPAIR_SECONDS", 0.1)
     before = table(client)
     answer = client.post("/promote", headers=AUTH)
     assert answer.status_code == 503

@@ -279,7 +279,8 @@ def wrap_challenger(client: TestClient, *, sleep: float | None = None) -> None:
     """Swap the challenger's pipeline before its first request (batchers hold the model)."""
     variant = client.app.state.manager.table.get(CHALLENGER)
     assert variant is not None
-    assert id(variant.model) not in client.app.state.manager._batchers
+    batchers = client.app.state.manager.models.batchers
+    assert all(key[2] != id(variant.model.pipeline) for key in batchers)
     object.__setattr__(variant.model, "pipeline", Wrapped(variant.model.pipeline, sleep=sleep))
 
 

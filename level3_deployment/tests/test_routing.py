@@ -14,12 +14,8 @@ from collections import Counter
 
 import pytest
 
-from duration_deployment.registry import (
-    ConflictError,
-    DeployedModel,
-    DeploymentError,
-    NotFoundError,
-)
+from duration_deployment.errors import ConflictError, DeploymentError, NotFoundError
+from duration_deployment.registry import DeployedModel
 from duration_deployment.routing import (
     BUCKETS,
     CHALLENGER,

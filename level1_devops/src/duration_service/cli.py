@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
+import inspect
 import logging
 import logging.config
 import os
@@ -11,25 +13,29 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 import uvicorn.config
+from uvicorn.main import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
 from pydantic import ValidationError
 
-from duration_service.config import Settings
+from duration_service.config import ENV_PREFIX, Settings
+from duration_service.main import create_app
 
 logger = logging.getLogger("duration_service.cli")
 
 EPILOG = """environment (an option given on the command line wins):
-  --model            DURATION_MODEL_PATH
-  --host, --port     DURATION_HOST, DURATION_PORT
-  --workers          DURATION_WORKERS
-  --max-batch-size   DURATION_MAX_BATCH_SIZE
-  --model-sha256     DURATION_MODEL_SHA256
-  --log-level        DURATION_LOG_LEVEL
-  --access-log       DURATION_ACCESS_LOG
-  (no option)        DURATION_MAX_BODY_BYTES (default 4 MiB, at least 1024),
-                     DURATION_ALLOW_VERSION_MISMATCH (default false)
+  --model            DURATION_SERVE_MODEL_PATH
+  --host, --port     DURATION_SERVE_HOST, DURATION_SERVE_PORT
+  --workers          DURATION_SERVE_WORKERS
+  --max-batch-size   DURATION_SERVE_MAX_BATCH_SIZE
+  --model-sha256     DURATION_SERVE_MODEL_SHA256
+  --log-level        DURATION_SERVE_LOG_LEVEL
+  --access-log       DURATION_SERVE_ACCESS_LOG
+  (no option)        DURATION_SERVE_MAX_BODY_BYTES (default 4 MiB, at least 1024),
+                     DURATION_SERVE_ALLOW_VERSION_MISMATCH (default false)
 A missing or bad model does not stop the service: /health answers 200, /ready and the
 prediction routes answer 503 with the reason.
 
@@ -76,16 +82,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: DURATION_* variables read elsewhere: the core library's data cache and download address.
-OTHER_VARIABLES = {"DURATION_CACHE_DIR", "DURATION_TLC_BASE_URL"}
-
-
 def warn_unknown_environment() -> None:
-    """Warn about DURATION_* variables nothing reads (a typo would otherwise go unnoticed)."""
-    known = {f"DURATION_{name.upper()}" for name in Settings.model_fields} | OTHER_VARIABLES
+    """Warn about ``DURATION_SERVE_*`` variables nothing reads (a typo would otherwise go
+    unnoticed), and about the names of releases before 0.2 (``DURATION_MODEL_PATH``, ...)."""
+    fields = {name.upper() for name in Settings.model_fields}
     for name in sorted(os.environ):
-        if name.startswith("DURATION_") and name not in known:
-            logger.warning("%s is not a setting of duration-serve and is ignored", name)
+        if name.startswith(ENV_PREFIX):
+            if name.removeprefix(ENV_PREFIX) not in fields:
+                logger.warning("%s is not a setting of duration-serve and is ignored", name)
+        elif name.startswith("DURATION_") and name.removeprefix("DURATION_") in fields:
+            logger.warning(
+                "%s is ignored: duration-serve reads %s%s now",
+                name,
+                ENV_PREFIX,
+                name.removeprefix("DURATION_"),
+            )
 
 
 def log_config(level: str) -> dict:
@@ -117,10 +128,44 @@ def prepare_multiprocess_metrics(settings: Settings) -> None:
         return
     if not folder:
         folder = str(Path(tempfile.gettempdir()) / f"duration-metrics-{settings.port}")
+        # prometheus-client reads this variable only from the environment, when it is
+        # imported: the one variable set here, for the worker processes to inherit.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
     Path(folder).mkdir(parents=True, exist_ok=True)
     for stale in Path(folder).glob("*.db"):
         stale.unlink(missing_ok=True)
+
+
+def serve(settings: Settings) -> None:
+    """Run the service with uvicorn until it is stopped.
+
+    The settings reach every worker process as an argument: the app factory below is
+    pickled into each worker uvicorn spawns, so nothing is passed through the environment.
+    This is ``uvicorn.run`` without its check that an app with workers be an import string.
+    """
+    config = uvicorn.Config(
+        functools.partial(create_app, settings),
+        factory=True,
+        log_config=log_config(settings.log_level),
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        access_log=settings.access_log,
+    )
+    server = uvicorn.Server(config)
+    try:
+        if config.workers > 1:
+            supervisor: dict[str, Any] = {"sockets": [config.bind_socket()]}
+            if "target" in inspect.signature(Multiprocess.__init__).parameters:
+                supervisor["target"] = server.run  # uvicorn before 0.5x: the workers' entry
+            Multiprocess(config, **supervisor).run()
+        else:
+            server.run()
+    except KeyboardInterrupt:
+        pass
+    if config.workers == 1 and not server.started:
+        sys.exit(STARTUP_FAILURE)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -143,22 +188,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         parser.error(problems)
     logging.config.dictConfig(log_config(settings.log_level))
-    # Worker processes build the app from the environment, so pass the settings through it.
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            os.environ[f"DURATION_{name.upper()}"] = str(value)
     prepare_multiprocess_metrics(settings)
     warn_unknown_environment()
-    uvicorn.run(
-        "duration_service.main:create_app",
-        factory=True,
-        log_config=log_config(settings.log_level),
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        access_log=settings.access_log,
-    )
+    serve(settings)
     return 0
 
 

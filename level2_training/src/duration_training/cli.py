@@ -29,9 +29,9 @@ SOURCE is a parquet path or a month SERVICE:YYYY-MM (bundled, cached or download
 Tracking: --tracking-uri, else $MLFLOW_TRACKING_URI, else the embedded sqlite:///mlflow.db
 (artifacts in ./mlartifacts); see the runs with
   mlflow ui --backend-store-uri sqlite:///mlflow.db
-Thresholds come from the environment: DURATION_MIN_RIDES (1000), DURATION_MIN_KEPT_SHARE
-(0.9), DURATION_MAX_TRIP_DISTANCE (500 miles), DURATION_MIN_PLAUSIBLE_DISTANCE_SHARE (0.99),
-DURATION_CHAMPION_MARGIN (0.01), DURATION_EXPERIMENT, DURATION_MODEL_NAME.
+Thresholds come from the environment: DURATION_PIPELINE_MIN_RIDES (1000), DURATION_PIPELINE_MIN_KEPT_SHARE
+(0.9), DURATION_PIPELINE_MAX_TRIP_DISTANCE (500 miles), DURATION_PIPELINE_MIN_PLAUSIBLE_DISTANCE_SHARE (0.99),
+DURATION_PIPELINE_CHAMPION_MARGIN (0.01), DURATION_PIPELINE_EXPERIMENT, DURATION_PIPELINE_MODEL_NAME.
 """
 
 
@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = PipelineConfig(**overrides)
     except SettingsError as exc:
-        parser.error(f"{exc} (check the DURATION_* environment variables)")
+        parser.error(f"{exc} (check the DURATION_PIPELINE_* environment variables)")
     except ValidationError as exc:
         parser.error(
             "; ".join(

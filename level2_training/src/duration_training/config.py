@@ -1,4 +1,4 @@
-"""Pipeline configuration: pydantic-settings, environment variables prefixed ``DURATION_``."""
+"""Pipeline configuration: pydantic-settings, environment variables prefixed ``DURATION_PIPELINE_``."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ class PipelineConfig(BaseSettings):
             live traffic decides (the first version still becomes champion).
     """
 
-    model_config = SettingsConfigDict(env_prefix="DURATION_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="DURATION_PIPELINE_", extra="ignore")
 
     tracking_uri: str | None = None
     experiment: str = "nyc-taxi-duration"

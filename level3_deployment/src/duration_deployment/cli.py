@@ -118,7 +118,7 @@ def router_main(argv: Sequence[str] | None = None) -> int:
             problems.append(f"{name}: {error['msg']}{hint}")
         parser.error("; ".join(problems))
     logging.config.dictConfig(log_config(settings.log_level))
-    from duration_deployment.app import create_app
+    from duration_deployment.main import create_app
 
     # One process: the routing table lives in its memory (scale out with one router per
     # replica reading the same registry; see the README).

@@ -1,19 +1,24 @@
-"""Router configuration: pydantic-settings, environment variables prefixed ``DURATION_ROUTER_``."""
+"""Router configuration: level 1's :class:`~duration_service.config.ServiceSettings` (host,
+port, limits, logging, the scikit-learn version rule) plus the router's own, under the
+environment prefix ``DURATION_ROUTER_``."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
-
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from duration_service.config import ServiceSettings
+
+#: Environment prefix of the router's settings (and of duration-deploy's URL and token).
+ENV_PREFIX = "DURATION_ROUTER_"
 #: The registered model of the ladder (level 2's ``duration-pipeline`` registers it).
 DEFAULT_MODEL_NAME = "nyc-taxi-duration"
 
 
-class RouterSettings(BaseSettings):
-    """Validated at start-up; every field can be set as ``DURATION_ROUTER_<NAME>``.
+class RouterSettings(ServiceSettings):
+    """Validated at start-up; every field can be set as ``DURATION_ROUTER_<NAME>``, those of
+    :class:`~duration_service.config.ServiceSettings` too (port 8100 by default).
 
     Attributes:
         token: Bearer token of the control API (``/deployments``, ``/promote``, ``/rollback``,
@@ -32,7 +37,6 @@ class RouterSettings(BaseSettings):
         deploy_on_start: Deploy the registry's ``champion`` (and ``challenger``) at start-up.
         challenger_weight: Traffic share of a challenger deployed without a weight, and of the
             ``challenger`` alias at start-up when no saved table says otherwise.
-        allow_version_mismatch: Deploy a model saved under another scikit-learn version.
         smoke_max_seconds: Latency budget of the smoke test (the sample rides, one call).
         smoke_min_minutes / smoke_max_minutes: Plausible range of a predicted duration; the
             course's filter keeps 1-60 minute rides, the smoke test allows some slack.
@@ -51,7 +55,7 @@ class RouterSettings(BaseSettings):
         max_shadows: Most shadow variants at once (each predicts a copy of every ride).
     """
 
-    model_config = SettingsConfigDict(env_prefix="DURATION_ROUTER_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     token: SecretStr
     tracking_uri: str | None = None
@@ -63,7 +67,6 @@ class RouterSettings(BaseSettings):
     model_cache_dir: Path = Path("models/router-cache")
     deploy_on_start: bool = True
     challenger_weight: float = Field(default=0.1, gt=0, lt=1)
-    allow_version_mismatch: bool = False
     smoke_max_seconds: float = Field(default=2.0, gt=0)
     smoke_min_minutes: float = 0.0
     smoke_max_minutes: float = 180.0
@@ -78,12 +81,7 @@ class RouterSettings(BaseSettings):
     ab_min_detectable_effect: float = Field(default=0.05, gt=0, lt=1)
     history_depth: int = Field(default=20, ge=1, le=1_000)
     max_shadows: int = Field(default=3, ge=0, le=20)
-    host: str = Field(default="127.0.0.1", min_length=1)
     port: int = Field(default=8100, ge=1, le=65_535)
-    max_batch_size: int = Field(default=10_000, ge=1, le=1_000_000)
-    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
-    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
-    access_log: bool = False
 
     @field_validator("token")
     @classmethod
@@ -91,8 +89,3 @@ class RouterSettings(BaseSettings):
         if len(token.get_secret_value().strip()) < 16:
             raise ValueError("the control token must be at least 16 characters")
         return token
-
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _lower(cls, value: object) -> object:
-        return value.lower() if isinstance(value, str) else value

@@ -17,19 +17,16 @@ from typing import Any
 import anyio.to_thread
 from sqlalchemy.exc import SQLAlchemyError
 
+from duration_deployment.aliases import ALIASED, AliasSync
 from duration_deployment.config import RouterSettings
+from duration_deployment.errors import ConflictError, DeploymentError, RegistryUnavailableError
 from duration_deployment.guardrails import Guardrails, Trip
+from duration_deployment.history import Action, last_different_table, tripped_before
 from duration_deployment.metrics import RouterMetrics
+from duration_deployment.model_cache import ModelCache
 from duration_deployment.prediction_log import PredictionLog
-from duration_deployment.registry import (
-    ConflictError,
-    DeployedModel,
-    DeploymentError,
-    Registry,
-    RegistryUnavailableError,
-    load_pipeline,
-    smoke_test,
-)
+from duration_deployment.registry import DeployedModel, Registry
+from duration_deployment.restore import Wanted, load_variants, normalised, plan_start
 from duration_deployment.routing import (
     CHALLENGER,
     CHAMPION,
@@ -37,14 +34,10 @@ from duration_deployment.routing import (
     Variant,
     check_weight,
 )
+from duration_deployment.schemas import ControlResult, DeploymentsState
 from duration_service.model_state import PredictionBatcher
 
 logger = logging.getLogger(__name__)
-
-#: Variant names whose MLflow alias follows the table (restart restores them).
-ALIASED = (CHAMPION, CHALLENGER)
-#: Seconds between attempts to put back aliases that a failed change left moved.
-ALIAS_REPAIR_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -78,7 +71,6 @@ class DeploymentManager:
         self.log = log
         self.metrics = metrics
         self.table = RoutingTable()
-        self.aliases: dict[str, str] = {}
         self.guardrails = Guardrails(
             window=settings.guardrail_window,
             min_predictions=settings.guardrail_min_predictions,
@@ -86,61 +78,21 @@ class DeploymentManager:
             max_p99_ms=settings.guardrail_max_p99_ms,
             p99_ratio=settings.guardrail_p99_ratio,
         )
-        self._saved: list[_Saved] = []
-        self._alias_repair: dict[str, str | None] = {}  # aliases to put back (registry down)
-        self._repair_task: asyncio.Task[None] | None = None
-        self._start_revision: int | None = None  # the table deployed at start-up
+        self.models = ModelCache(registry, settings)
         self._lock = asyncio.Lock()
-        self._models: dict[str, DeployedModel] = {}  # by version: one load per version
-        self._batchers: dict[tuple[str, str, int], PredictionBatcher] = {}
+        self.alias_sync = AliasSync(registry, self._lock)
+        self._saved: list[_Saved] = []
+        self._start_revision: int | None = None  # the table deployed at start-up
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    # -- models -------------------------------------------------------------------------------
+    @property
+    def aliases(self) -> dict[str, str]:
+        """``{alias: version}`` as the router last set (or read) them."""
+        return self.alias_sync.current
 
     def batcher(self, model: DeployedModel) -> PredictionBatcher:
-        """The micro-batcher of ``model``: one per loaded version, so two variants of the same
-        version share their batches (a pipeline call has a fixed cost of about 1 ms)."""
-        key = (model.version, model.sha256, id(model.pipeline))
-        found = self._batchers.get(key)
-        if found is None:
-            found = self._batchers[key] = PredictionBatcher(model)  # type: ignore[arg-type]
-        return found
-
-    def _load(self, model_uri: str) -> DeployedModel:
-        """Resolve, download, verify, load and smoke-test ``model_uri`` (blocking)."""
-        version, folder, digest, sklearn_version, profile = self.registry.fetch(model_uri)
-        number = str(version.version)
-        cached = self._models.get(number)
-        if cached is not None and cached.sha256 == digest:
-            # A profile that failed to download before may be there now.
-            if cached.profile is None and profile is not None:
-                cached = self._models[number] = replace(cached, profile=profile)
-            return replace(cached, requested_uri=model_uri)
-        pipeline = load_pipeline(folder)
-        s = self.settings
-        smoke_ms = smoke_test(
-            pipeline,
-            max_seconds=s.smoke_max_seconds,
-            min_minutes=s.smoke_min_minutes,
-            max_minutes=s.smoke_max_minutes,
-        )
-        model = DeployedModel(
-            name=self.registry.model_name,
-            version=number,
-            run_id=version.run_id,
-            requested_uri=model_uri,
-            sha256=digest,
-            pipeline=pipeline,
-            profile=profile,
-            model_kind=self.registry.run_tag(version.run_id, "best_model") or "unknown",
-            sklearn_version=sklearn_version,
-            smoke_ms=smoke_ms,
-        )
-        self._models[number] = model
-        logger.info(
-            "loaded %s (v%s, %s), smoke test %.1f ms", model_uri, number, model.model_kind, smoke_ms
-        )
-        return model
+        """The micro-batcher of ``model`` (see :meth:`ModelCache.batcher`)."""
+        return self.models.batcher(model)
 
     # -- the calls ----------------------------------------------------------------------------
 
@@ -152,7 +104,7 @@ class DeploymentManager:
         weight: float | None = None,
         shadow: bool = False,
         actor: str = "api",
-    ) -> dict[str, Any]:
+    ) -> ControlResult:
         """Deploy ``model_uri`` as ``variant`` at ``weight`` (or as a shadow): the one call.
 
         ``champion`` and ``challenger`` variants also move their MLflow alias, so a restart
@@ -175,7 +127,7 @@ class DeploymentManager:
                 f"{len(shadows)} shadow variants are deployed, the most allowed "
                 f"(DURATION_ROUTER_MAX_SHADOWS={self.settings.max_shadows}): remove one first"
             )
-        model = await anyio.to_thread.run_sync(self._load, model_uri)
+        model = await anyio.to_thread.run_sync(self.models.load, model_uri)
         async with self._lock:
             before = self.table.get(variant)
             table = self.table.with_variant(Variant(variant, model, weight, shadow))
@@ -185,7 +137,7 @@ class DeploymentManager:
             share = "shadow" if shadow else f"{table.get(variant).weight:.0%} of traffic"  # type: ignore[union-attr]
             return await self._commit(
                 table,
-                action="deploy",
+                action=Action.DEPLOY,
                 actor=actor,
                 variant=variant,
                 model=model,
@@ -196,7 +148,7 @@ class DeploymentManager:
 
     async def set_weight(
         self, variant: str, weight: float, *, actor: str = "api"
-    ) -> dict[str, Any]:
+    ) -> ControlResult:
         """Give ``variant`` the share ``weight`` of live traffic; the others share the rest."""
         check_weight(weight)
         async with self._lock:
@@ -204,7 +156,7 @@ class DeploymentManager:
             current = self.table.get(variant)
             return await self._commit(
                 table,
-                action="weight",
+                action=Action.WEIGHT,
                 actor=actor,
                 variant=variant,
                 model=current.model if current else None,
@@ -213,17 +165,17 @@ class DeploymentManager:
                 aliases={},
             )
 
-    async def remove(self, variant: str, *, actor: str = "api", action: str = "remove",
-                     detail: str | None = None) -> dict[str, Any]:  # fmt: skip
+    async def remove(self, variant: str, *, actor: str = "api", action: Action = Action.REMOVE,
+                     detail: str | None = None) -> ControlResult:  # fmt: skip
         """Take ``variant`` out of the table; its alias (champion/challenger) is deleted."""
         async with self._lock:
             return await self._remove_locked(variant, actor=actor, action=action, detail=detail)
 
     async def _remove_locked(
-        self, variant: str, *, actor: str, action: str, detail: str | None
-    ) -> dict[str, Any]:
+        self, variant: str, *, actor: str, action: Action, detail: str | None
+    ) -> ControlResult:
         current = self.table.get(variant)
-        if variant == CHAMPION and action == "remove":
+        if variant == CHAMPION and action == Action.REMOVE:
             raise ConflictError(
                 "the champion cannot be removed: promote another variant first (a router "
                 "without a champion would deploy nothing at its next start)"
@@ -241,7 +193,7 @@ class DeploymentManager:
             aliases=aliases,
         )
 
-    async def promote(self, variant: str = CHALLENGER, *, actor: str = "api") -> dict[str, Any]:
+    async def promote(self, variant: str = CHALLENGER, *, actor: str = "api") -> ControlResult:
         """``variant`` becomes the champion with all the live traffic; MLflow's ``champion``
         alias moves to its version and ``challenger`` is deleted."""
         async with self._lock:
@@ -256,7 +208,7 @@ class DeploymentManager:
             version = candidate.model.version
             return await self._commit(
                 table,
-                action="promote",
+                action=Action.PROMOTE,
                 actor=actor,
                 variant=CHAMPION,
                 model=candidate.model,
@@ -266,7 +218,7 @@ class DeploymentManager:
                 aliases={CHAMPION: version, CHALLENGER: None},
             )
 
-    async def rollback(self, *, actor: str = "api") -> dict[str, Any]:
+    async def rollback(self, *, actor: str = "api") -> ControlResult:
         """Restore the table before the last change, with its MLflow aliases.
 
         Right after a restart (no change made since), the table of the newest history entry
@@ -296,7 +248,7 @@ class DeploymentManager:
             changed = [n for n in set(current) | set(before) if current.get(n) != before.get(n)]
             result = await self._commit(
                 replace(saved.table),
-                action="rollback",
+                action=Action.ROLLBACK,
                 actor=actor,
                 variant=", ".join(sorted(changed)) or None,
                 model=None,
@@ -324,7 +276,7 @@ class DeploymentManager:
                 await self._remove_locked(
                     trip.variant,
                     actor="guardrail",
-                    action="guardrail rollback",
+                    action=Action.GUARDRAIL_ROLLBACK,
                     detail=f"{trip.variant} v{trip.model_version} rolled back: {trip.message}",
                 )
             except RegistryUnavailableError:
@@ -334,7 +286,7 @@ class DeploymentManager:
                 )
                 await self._commit(
                     self.table.without(trip.variant),
-                    action="guardrail rollback",
+                    action=Action.GUARDRAIL_ROLLBACK,
                     actor="guardrail",
                     variant=trip.variant,
                     model=None,
@@ -362,18 +314,18 @@ class DeploymentManager:
     # -- start-up -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Deploy what the registry's aliases name: ``champion``, then ``challenger``.
+        """Deploy what the registry's aliases name: ``champion``, then ``challenger``
+        (:func:`~duration_deployment.restore.plan_start` says with which weights and shadows).
 
-        The weights (and shadow variants) of the last table in the history are reused when
-        its champion and challenger are the same versions; otherwise the challenger gets
-        ``challenger_weight``. A registry that is down leaves the table empty (logged).
+        A challenger that a guardrail rolled back while the registry was down loses its alias
+        first. A registry that is down leaves the table empty (logged).
         """
         try:
             aliases = await anyio.to_thread.run_sync(self.registry.aliases)
         except DeploymentError as exc:
             logger.error("start-up: nothing deployed: %s", exc)
             return
-        self.aliases = dict(aliases)
+        self.alias_sync.current = dict(aliases)
         champion, challenger = aliases.get(CHAMPION), aliases.get(CHALLENGER)
         if champion is None:
             logger.warning(
@@ -383,66 +335,33 @@ class DeploymentManager:
                 self.registry.uri,
             )
             return
-        if challenger is not None and await anyio.to_thread.run_sync(
-            self._tripped_before, challenger
-        ):
+        events = await anyio.to_thread.run_sync(self.log.history, 1000)
+        if challenger is not None and tripped_before(events, challenger):
             # A guardrail removed it while the registry was down, so the alias stayed behind.
             logger.warning("start-up: challenger v%s was rolled back by a guardrail", challenger)
             try:
                 await anyio.to_thread.run_sync(self.registry.set_aliases, {CHALLENGER: None})
-                self.aliases.pop(CHALLENGER, None)
+                self.alias_sync.current.pop(CHALLENGER, None)
             except DeploymentError as exc:
                 logger.error("start-up: cannot delete the challenger alias: %s", exc)
             challenger = None
         last = await anyio.to_thread.run_sync(self.log.last_event)
-        saved: dict[str, Any] = (last or {}).get("table_after", {})
-        if challenger == champion:  # level 2 leaves both aliases on a first version
-            challenger = None
-        saved_challenger = saved.get(CHALLENGER, {})
-        same = saved.get(CHAMPION, {}).get("model_version") == champion and (
-            (saved_challenger.get("model_version") if not saved_challenger.get("shadow") else None)
-            == challenger
-        )
-        wanted: list[tuple[str, str, float, bool]]
-        if same:  # the aliases still name the last table's versions: restore it whole
-            wanted = [
-                (name, e["model_version"], float(e["weight"]), bool(e["shadow"]))
-                for name, e in saved.items()
-            ]
-        else:
-            share = self.settings.challenger_weight if challenger is not None else 0.0
-            wanted = [(CHAMPION, champion, 1.0 - share, False)]
-            if challenger is not None:
-                wanted.append((CHALLENGER, challenger, share, False))
-            dropped = sorted(set(saved) - {CHAMPION, CHALLENGER})
-            if dropped:
-                logger.warning(
-                    "start-up: the registry's aliases differ from the last table: not restoring %s",
-                    ", ".join(dropped),
-                )
-        variants: list[Variant] = []
-        for name, version, weight, shadow in wanted:
-            uri = f"models:/{self.registry.model_name}/{version}"
-            try:
-                model = await anyio.to_thread.run_sync(self._load, uri)
-            except DeploymentError as exc:
-                logger.error("start-up: cannot deploy %s as %s: %s", uri, name, exc)
-                continue
-            variants.append(Variant(name, model, weight, shadow))
-        live_total = sum(v.weight for v in variants if not v.shadow)
-        if live_total <= 0:
-            return
-        table = RoutingTable(
-            tuple(v if v.shadow else replace(v, weight=v.weight / live_total) for v in variants)
-        )
-        if not table.variants:
+        plan = plan_start(champion, challenger, last, self.settings.challenger_weight)
+        if plan.dropped:
+            logger.warning(
+                "start-up: the registry's aliases differ from the last table: not restoring %s",
+                ", ".join(plan.dropped),
+            )
+        variants = await load_variants(plan.variants, self._load_version)
+        table = normalised(variants)
+        if table is None:
             return
         async with self._lock:
             # Revisions go on from the history, so they never repeat across restarts.
             self.table = RoutingTable(revision=int((last or {}).get("revision", 0)))
             await self._commit(
                 table,
-                action="start",
+                action=Action.START,
                 actor="router",
                 variant=None,
                 model=None,
@@ -457,65 +376,31 @@ class DeploymentManager:
     async def _from_history(self) -> _Saved | None:
         """The newest table of the history that differs from the current one, its versions
         loaded again (the router restarted since), or None."""
-        current = self.table.summary()
         events = await anyio.to_thread.run_sync(self.log.history, 1000)
-        target = next((e for e in reversed(events) if e["table_after"] != current), None)
-        if target is None or not target["table_after"]:
+        target = last_different_table(events, self.table.summary())
+        if target is None:
             return None
-        variants = []
-        for name, entry in target["table_after"].items():
-            uri = f"models:/{self.registry.model_name}/{entry['model_version']}"
-            model = await anyio.to_thread.run_sync(self._load, uri)
-            variants.append(Variant(name, model, float(entry["weight"]), bool(entry["shadow"])))
-        live_total = sum(v.weight for v in variants if not v.shadow)
-        if live_total <= 0:
+        wanted = [
+            Wanted(name, e["model_version"], float(e["weight"]), bool(e["shadow"]))
+            for name, e in target["table_after"].items()
+        ]
+        variants = await load_variants(wanted, self._load_version, skip_failed=False)
+        table = normalised(variants, revision=int(target["revision"]))
+        if table is None:
             return None
-        # The history rounds weights to 6 decimals: make them sum to exactly 1 again.
-        variants = [v if v.shadow else replace(v, weight=v.weight / live_total) for v in variants]
-        table = RoutingTable(tuple(variants), revision=int(target["revision"]))
         aliases = {a: target["aliases_after"].get(a) for a in ALIASED}
         return _Saved(table, aliases, f"{events[-1]['action']} (from the history)")
 
-    def _tripped_before(self, version: str) -> bool:
-        """Whether the newest history entry about the challenger is a guardrail rollback of
-        ``version`` (and not a later deployment)."""
-        for event in reversed(self.log.history(1000)):
-            if event["variant"] != CHALLENGER:
-                continue
-            if event["action"] == "guardrail rollback":
-                return bool(event["previous_version"] == version)
-            if event["action"] in ("deploy", "promote", "remove"):
-                return False
-        return False
+    async def _load_version(self, version: str) -> DeployedModel:
+        uri = f"models:/{self.registry.model_name}/{version}"
+        return await anyio.to_thread.run_sync(self.models.load, uri)
 
     async def aclose(self) -> None:
         """Stop background work (the alias repair, guardrail rollbacks in flight)."""
-        if self._alias_repair:
-            logger.error("stopping with aliases not yet put back: %s", self._alias_repair)
-        for task in [self._repair_task, *self._tasks]:
-            if task is not None and not task.done():
+        self.alias_sync.aclose()
+        for task in self._tasks:
+            if not task.done():
                 task.cancel()
-
-    def _repair_aliases(self, wanted: dict[str, str | None]) -> None:
-        """Keep trying to set ``wanted`` aliases (every 5 s) until the registry takes them."""
-        self._alias_repair.update(wanted)
-        if self._repair_task is not None and not self._repair_task.done():
-            return
-
-        async def repair() -> None:
-            while self._alias_repair:
-                await asyncio.sleep(ALIAS_REPAIR_SECONDS)
-                async with self._lock:
-                    wanted = dict(self._alias_repair)
-                    try:
-                        await anyio.to_thread.run_sync(self.registry.set_aliases, wanted)
-                    except DeploymentError as exc:
-                        logger.warning("aliases still not restored: %s", exc)
-                        continue
-                    self._alias_repair.clear()
-                    logger.info("aliases restored: %s", wanted)
-
-        self._repair_task = asyncio.get_running_loop().create_task(repair())
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -523,7 +408,7 @@ class DeploymentManager:
         self,
         table: RoutingTable,
         *,
-        action: str,
+        action: Action,
         actor: str,
         variant: str | None,
         model: DeployedModel | None,
@@ -531,33 +416,14 @@ class DeploymentManager:
         detail: str,
         aliases: dict[str, str | None],
         save: bool = True,
-    ) -> dict[str, Any]:
-        """Move the aliases, swap the table in, record the change. Caller holds the lock."""
-        before_aliases: dict[str, str | None] = {a: self.aliases.get(a) for a in ALIASED}
-        changes = {a: v for a, v in aliases.items() if self.aliases.get(a) != v}
-        if changes:
-            try:
-                await anyio.to_thread.run_sync(self.registry.set_aliases, changes)
-            except DeploymentError as exc:
-                # Put back any alias that did move, so the registry and the table agree.
-                undo = {a: before_aliases.get(a) for a in changes}
-                try:
-                    await anyio.to_thread.run_sync(self.registry.set_aliases, undo)
-                except DeploymentError:
-                    logger.error("could not restore the aliases %s now: will retry", undo)
-                    self._repair_aliases(undo)
-                    raise type(exc)(
-                        f"{exc}; some aliases may have moved: the router puts them back "
-                        f"({', '.join(f'{a}=v{v}' if v else f'no {a}' for a, v in undo.items())})"
-                        " as soon as the registry answers"
-                    ) from None
-                raise
-            for alias, version in changes.items():
-                self._alias_repair.pop(alias, None)  # set as wanted now: no repair to do
-                if version is None:
-                    self.aliases.pop(alias, None)
-                else:
-                    self.aliases[alias] = version
+    ) -> ControlResult:
+        """Move the aliases, swap the table in, record the change. Caller holds the lock.
+
+        Raises:
+            DeploymentError: The registry refused the aliases; nothing changed.
+        """
+        before_aliases = self.alias_sync.snapshot()
+        await self.alias_sync.move(aliases)
         if save:
             self._saved.append(_Saved(self.table, before_aliases, action))
             del self._saved[: -self.settings.history_depth]
@@ -565,7 +431,7 @@ class DeploymentManager:
         # /deployments, a report) also finds the entry that explains it.
         after = replace(table, revision=self.table.revision + 1)
         event = {
-            "action": action,
+            "action": str(action),
             "actor": actor,
             "detail": detail,
             "revision": after.revision,
@@ -581,11 +447,11 @@ class DeploymentManager:
             # The change goes ahead (aliases and table agree); only its history entry is lost.
             logger.error("could not write the history entry of %s: %s", action, exc)
             entry = {**event, "id": None, "history_error": str(exc).splitlines()[0][:300]}
-        await self._swap(after, action=action)
+        self._swap(after, action=action)
         logger.info("%s by %s: %s", action, actor, detail)
-        return {"table": self.table.describe(), "aliases": dict(self.aliases), "event": entry}
+        return ControlResult(table=self.table.describe(), aliases=dict(self.aliases), event=entry)
 
-    async def _swap(self, table: RoutingTable, *, action: str) -> None:
+    def _swap(self, table: RoutingTable, *, action: Action) -> None:
         """Make ``table`` the routing table (revision: the current one + 1)."""
         revision = self.table.revision + 1
         old = self.table
@@ -597,13 +463,18 @@ class DeploymentManager:
                 self.guardrails.forget(variant.name, variant.model.version)
         logger.debug("table revision %d after %s", revision, action)
 
-    def state(self, history: int = 50) -> dict[str, Any]:
-        """The table, the aliases and the last ``history`` changes (``GET /deployments``)."""
-        return {
-            "table": self.table.describe(),
-            "aliases": dict(self.aliases),
-            "registry": self.registry.uri,
-            "model_name": self.registry.model_name,
-            "rollback_available": bool(self._saved),
-            "history": self.log.history(history),
-        }
+    def state(self, history: int = 50) -> DeploymentsState:
+        """The table, the aliases and the last ``history`` changes (``GET /deployments``).
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: The log database is unavailable.
+        """
+        return DeploymentsState(
+            table=self.table.describe(),
+            aliases=dict(self.aliases),
+            registry=self.registry.uri,
+            model_name=self.registry.model_name,
+            rollback_available=bool(self._saved),
+            history=self.log.history(history),
+        )
+

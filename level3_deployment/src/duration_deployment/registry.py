@@ -22,17 +22,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import mlflow
 import mlflow.artifacts
 import mlflow.sklearn
 import numpy as np
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model
+from mlflow.store.artifact.models_artifact_repo import REGISTERED_MODEL_META_FILE_NAME
 from mlflow.tracking import MlflowClient
+from mlflow.utils.yaml_utils import write_yaml
 
 from duration_core import DurationCoreError
 from duration_core.artifact import library_versions
 from duration_core.profile import ReferenceProfile
+from duration_deployment.errors import DeploymentError, RegistryUnavailableError
 from duration_training.pipeline import PROFILE_ARTIFACT
 from duration_training.tracking import (
     MODEL_SHA256_TAG,
@@ -63,30 +65,6 @@ SMOKE_RIDES: tuple[dict[str, Any], ...] = (
     {"PULocationID": 264, "DOLocationID": 264, "trip_distance": 0.0},
     {"PULocationID": 265, "DOLocationID": 1, "trip_distance": 17.3},
 )
-
-
-class DeploymentError(DurationCoreError):
-    """A deployment or control call was refused; ``status`` is the HTTP status to answer."""
-
-    status = 422
-
-
-class RegistryUnavailableError(DeploymentError):
-    """The registry cannot be reached (503); the message names its URI."""
-
-    status = 503
-
-
-class ConflictError(DeploymentError):
-    """The call does not fit the current routing table (409), e.g. removing the last variant."""
-
-    status = 409
-
-
-class NotFoundError(DeploymentError):
-    """No variant of that name (404)."""
-
-    status = 404
 
 
 @dataclass(frozen=True, eq=False)
@@ -179,8 +157,8 @@ def smoke_test(
 class Registry:
     """One MLflow registry and one registered model, shared by every call of the router.
 
-    The router process talks to exactly one registry, so MLflow's global tracking and registry
-    URIs are set here once. Remote servers are probed (``GET /health``, 3 s) before each call
+    Every MLflow call names this registry's URI (an ``MlflowClient`` built with it, downloads
+    given it): MLflow's process-global tracking URI is neither read nor set. Remote servers are probed (``GET /health``, 3 s) before each call
     and MLflow's own HTTP retries are turned down, so a registry that is down answers in seconds
     with its URI instead of minutes of retries.
 
@@ -205,12 +183,12 @@ class Registry:
         self.allow_version_mismatch = allow_version_mismatch
         self._locks: dict[str, threading.Lock] = {}  # one download per version at a time
         self._locks_lock = threading.Lock()
+        # MLflow reads its HTTP retry and progress-bar knobs only from the environment, per
+        # request; defaults only, so a value the operator exported wins.
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         if self.is_remote:
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
-        mlflow.set_tracking_uri(self.uri)
-        mlflow.set_registry_uri(self.uri)
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
     @property
@@ -387,8 +365,24 @@ class Registry:
             local = self._call(
                 f"cannot download v{number}",
                 lambda: mlflow.artifacts.download_artifacts(
-                    artifact_uri=f"models:/{self.model_name}/{number}", dst_path=str(staging)
+                    # The stored files' own location: MLflow 3.17 resolves a models:/ URI
+                    # with the process-global registry URI, whatever URI it is given
+                    # (ModelsArtifactRepository._get_model_uri_infos).
+                    artifact_uri=self.client.get_model_version_download_uri(
+                        self.model_name, number
+                    ),
+                    dst_path=str(staging),
+                    tracking_uri=self.uri,
                 ),
+            )
+            # What MLflow's own models:/ download adds beside the files: the digest that
+            # level 2 tagged at registration covers it.
+            write_yaml(
+                local,
+                REGISTERED_MODEL_META_FILE_NAME,
+                {"model_name": self.model_name, "model_version": number},
+                overwrite=True,
+                ensure_yaml_extension=False,
             )
             target.parent.mkdir(parents=True, exist_ok=True)
             Path(local).replace(target)  # complete downloads only, under their final name

@@ -17,12 +17,8 @@ import random
 from dataclasses import dataclass, replace
 from typing import Any
 
-from duration_deployment.registry import (
-    ConflictError,
-    DeployedModel,
-    DeploymentError,
-    NotFoundError,
-)
+from duration_deployment.errors import ConflictError, DeploymentError, NotFoundError
+from duration_deployment.registry import DeployedModel
 
 #: Traffic resolution: weights are honoured to 1/10,000 (0.01%).
 BUCKETS = 10_000
@@ -31,6 +27,8 @@ MIN_WEIGHT = 1 / BUCKETS
 #: A name of a variant: letters, digits, ``-`` and ``_`` (it becomes a metrics label).
 VARIANT_NAME = r"^[A-Za-z][A-Za-z0-9_\-]{0,39}$"
 CHAMPION, CHALLENGER = "champion", "challenger"
+#: Header that forces a live variant for a request (tests, debugging, a canary by hand).
+VARIANT_HEADER = "X-Model-Variant"
 
 
 def bucket(ride_id: str) -> int:

@@ -139,3 +139,16 @@ class ControlResult(BaseModel):
     table: dict[str, Any]
     aliases: dict[str, str]
     event: dict[str, Any]
+
+
+class DeploymentsState(BaseModel):
+    """``GET /deployments``: the routing table, the registry's aliases and the history."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    table: dict[str, Any] = Field(description="revision and deployed variants")
+    aliases: dict[str, str] = Field(description="MLflow alias -> model version")
+    registry: str = Field(description="the registry's URI")
+    model_name: str = Field(description="the registered model the router deploys")
+    rollback_available: bool = Field(description="whether POST /rollback has a table to restore")
+    history: list[dict[str, Any]] = Field(description="the last changes, oldest first")

@@ -1,0 +1,38 @@
+"""The error answers each group of routes documents in the OpenAPI schema (one source)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from duration_service.schemas import ErrorResponse
+
+Responses = dict[int | str, dict[str, Any]]
+
+PREDICTION_ERRORS: Responses = {
+    400: {"model": ErrorResponse, "description": "bad JSON, or an unknown X-Model-Variant"},
+    413: {"model": ErrorResponse, "description": "body larger than max_body_bytes"},
+    415: {"model": ErrorResponse, "description": "the body is not application/json"},
+    422: {
+        "model": ErrorResponse,
+        "description": "a field is missing, of the wrong type or out of range",
+    },
+    503: {"model": ErrorResponse, "description": "no model is deployed, or every variant failed"},
+}
+CONTROL_ERRORS: Responses = {
+    401: {"model": ErrorResponse, "description": "no bearer token"},
+    403: {"model": ErrorResponse, "description": "wrong bearer token"},
+    404: {"model": ErrorResponse, "description": "no such variant"},
+    409: {"model": ErrorResponse, "description": "the table cannot take this change"},
+    422: {
+        "model": ErrorResponse,
+        "description": "bad request, or the model was refused (smoke test, digest, version)",
+    },
+    503: {
+        "model": ErrorResponse,
+        "description": "the model registry is unreachable (its URI is named)",
+    },
+}
+REPORT_ERRORS: Responses = {
+    422: {"model": ErrorResponse, "description": "a bad challenger name, or the champion"},
+    503: {"model": ErrorResponse, "description": "the prediction log database is unavailable"},
+}
