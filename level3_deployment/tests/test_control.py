@@ -176,12 +176,12 @@ DEPLOY_REFUSALS: list[tuple[str, dict[str, Any], int, str]] = [
     ("file-url", {"model_uri": "file:///x"}, 422, "'file:///x' is not a registry URI"),
     ("http-url", {"model_uri": "http://evil/x"}, 422, "'http://evil/x' is not a registry URI"),
     ("runs-uri", {"model_uri": "runs:/abc/model"}, 422, "'runs:/abc/model' is not a registry URI"),
-    ("other-model", {"model_uri": "models:/other@champion"}, 422,
+    ("other-model", {"model_uri": "models:/other@champion"}, 404,
      "names the model 'other'; this router deploys versions of 'nyc-taxi-duration' only"),
-    ("unknown-version", {"model_uri": f"models:/{MODEL}/99"}, 422,
+    ("unknown-version", {"model_uri": f"models:/{MODEL}/99"}, 404,
      f"cannot resolve models:/{MODEL}/99: "),
-    ("unknown-version-number", {"model_uri": "99"}, 422, "cannot resolve 99: "),
-    ("unknown-alias", {"model_uri": f"models:/{MODEL}@nope"}, 422,
+    ("unknown-version-number", {"model_uri": "99"}, 404, "cannot resolve 99: "),
+    ("unknown-alias", {"model_uri": f"models:/{MODEL}@nope"}, 404,
      f"cannot resolve models:/{MODEL}@nope: "),
     ("weight-0", {"model_uri": "2", "weight": 0}, 422,
      "weight: Input should be greater than or equal to 0.0001"),
@@ -257,7 +257,7 @@ def test_a_live_variant_redeployed_as_a_shadow(
     # The champion cannot become a shadow: nothing would answer.
     body = {"model_uri": "1", "variant": "champion", "shadow": True}
     response = client.post("/deployments", json=body, headers=AUTH)
-    assert response.status_code == 422, response.text
+    assert response.status_code == 409, response.text
     assert "the champion answers requests: it cannot be a shadow" in response.json()["detail"]
     assert table(client)["revision"] == 2
     assert registry_aliases(registry_uri) == {"champion": "1"}
@@ -531,14 +531,14 @@ def test_variant_header(router_client: TestClient) -> None:
     assert {p["model_version"] for p in batch.json()["predictions"]} == {"2"}
 
     unknown = client.post("/predict", json=RIDE, headers={"X-Model-Variant": "nope"})
-    assert unknown.status_code == 400
+    assert unknown.status_code == 409
     assert unknown.json()["detail"] == (
         "X-Model-Variant: no live variant named 'nope' (live: champion, challenger)"
     )
     shadow = {"model_uri": "2", "variant": "shadow-gbm", "shadow": True}
     assert client.post("/deployments", json=shadow, headers=AUTH).status_code == 201
     to_shadow = client.post("/predict", json=RIDE, headers={"X-Model-Variant": "shadow-gbm"})
-    assert to_shadow.status_code == 400
+    assert to_shadow.status_code == 409
     assert "no live variant named 'shadow-gbm'" in to_shadow.json()["detail"]
 
 
@@ -601,7 +601,7 @@ def test_every_answer_is_logged_once(router_client: TestClient) -> None:
     answered += batch.json()["predictions"]
     # Refused requests are not logged.
     assert client.post("/predict", json={**RIDE, "PULocationID": 0}).status_code == 422
-    assert client.post("/predict", json=RIDE, headers={"X-Model-Variant": "x"}).status_code == 400
+    assert client.post("/predict", json=RIDE, headers={"X-Model-Variant": "x"}).status_code == 409
 
     log.flush()
     assert log.count() == 50

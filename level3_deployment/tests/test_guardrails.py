@@ -355,7 +355,7 @@ def test_failing_challenger_is_rolled_back(tmp_path: Path, registry_uri: str) ->
 
         # The challenger no longer answers, forced or not; a rollback can bring it back.
         gone = client.post("/predict", json=RIDE, headers=FORCE_CHALLENGER)
-        assert gone.status_code == 400
+        assert gone.status_code == 409
         assert client.post("/predict", json=RIDE).json()["variant"] == "champion"
         assert client.post("/rollback", headers=AUTH).status_code == 200
         assert table(client)["challenger"] == ("2", 0.1, False)

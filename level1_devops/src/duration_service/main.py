@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from duration_core import __version__ as core_version
 from duration_service.api.routes import ops, predict
@@ -102,6 +103,16 @@ def field_name(loc: Sequence[Any]) -> str:
     return name if len(name) <= MAX_FIELD_NAME else name[:MAX_FIELD_NAME] + "..."
 
 
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods the app's OpenAPI document gives the first path template matching
+    ``path`` (``/deployments/champion`` -> ``/deployments/{variant}``); empty when none does."""
+    for template, operations in app.openapi().get("paths", {}).items():
+        regex, _, _ = compile_path(template)
+        if regex.match(path):
+            return sorted(method.upper() for method in operations)
+    return []
+
+
 def _is_json(request: Request) -> bool:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     return media == "application/json" or media.endswith("+json")
@@ -148,10 +159,15 @@ def add_error_handlers(app: FastAPI) -> None:
             # of thousands of digits, nesting too deep for the parser).
             tag_error(request, "bad_json")
             detail = f"request body is not valid JSON: {exc.__cause__}"[:300]
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route of the path only; a path served
+            # by several routes (GET and POST /deployments in level 3) must list them all.
+            methods = allowed_methods(request.app, request.url.path)
+            if methods:
+                headers = {**(headers or {}), "Allow": ", ".join(methods)}
         return JSONResponse(
-            status_code=exc.status_code,
-            content={"detail": detail, "errors": []},
-            headers=getattr(exc, "headers", None),
+            status_code=exc.status_code, content={"detail": detail, "errors": []}, headers=headers
         )
 
     @app.exception_handler(Exception)

@@ -7,7 +7,7 @@ answers come out; everything a prediction does happens here (the shape of Seldon
 
 Errors: :class:`~duration_deployment.errors.NoModelDeployedError` (no live variant, 503),
 :class:`~duration_deployment.errors.UnknownVariantError` (``X-Model-Variant`` names no live
-variant, 400), :class:`~duration_deployment.errors.PredictionFailedError` (the variant and
+variant, 409), :class:`~duration_deployment.errors.PredictionFailedError` (the variant and
 the champion behind it both failed, 503).
 """
 

@@ -57,9 +57,10 @@ class NoModelDeployedError(RouterError):
 
 
 class UnknownVariantError(RouterError):
-    """``X-Model-Variant`` names no live variant (400)."""
+    """``X-Model-Variant`` names no live variant of the routing table (409: the request is
+    well formed; the table, as it is now, cannot serve it)."""
 
-    status = 400
+    status = 409
 
 
 class PredictionFailedError(RouterError):

@@ -112,10 +112,11 @@ class DeploymentManager:
 
         Raises:
             DeploymentError: 422 for a bad URI, an unverifiable download or a failed smoke test;
-                409 when the table cannot take it; 503 when the registry is down.
+                404 for a version or alias the registry does not have; 409 when the table
+                cannot take it; 503 when the registry is down.
         """
         if shadow and variant == CHAMPION:
-            raise DeploymentError("the champion answers requests: it cannot be a shadow variant")
+            raise ConflictError("the champion answers requests: it cannot be a shadow variant")
         if shadow:
             weight = 0.0
         else:

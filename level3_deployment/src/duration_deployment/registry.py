@@ -34,7 +34,7 @@ from mlflow.utils.yaml_utils import write_yaml
 from duration_core import DurationCoreError
 from duration_core.artifact import library_versions
 from duration_core.profile import ReferenceProfile
-from duration_deployment.errors import DeploymentError, RegistryUnavailableError
+from duration_deployment.errors import DeploymentError, NotFoundError, RegistryUnavailableError
 from duration_training.pipeline import PROFILE_ARTIFACT
 from duration_training.tracking import (
     MODEL_SHA256_TAG,
@@ -48,7 +48,9 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``; names as MLflow allows them.
+#: What a deployment may name, as a JSON-Schema (ECMA) pattern: ``models:/NAME@ALIAS``,
+#: ``models:/NAME/VERSION`` (names as MLflow allows them) or a bare version number.
+MODEL_URI_PATTERN = r"^(models:/[\w.\- ]{1,256}(@[\w\-]{1,255}|/[0-9]{1,9})|[0-9]{1,9})$"
 _URI = re.compile(
     r"^models:/(?P<name>[\w.\- ]{1,256})(?:@(?P<alias>[\w\-]{1,255})|/(?P<version>\d{1,9}))$"
 )
@@ -222,7 +224,8 @@ class Registry:
         except MlflowException as exc:
             code = getattr(exc, "error_code", "")
             if code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
-                raise DeploymentError(f"{what}: {exc.message}") from None
+                # The URI was well formed (parse): the registry has no such version or alias.
+                raise NotFoundError(f"{what}: {exc.message}") from None
             raise RegistryUnavailableError(
                 f"{what}: the model registry {self.uri} failed: {exc.message}"
             ) from None
@@ -251,7 +254,7 @@ class Registry:
                 "version number (files, URLs and runs:/ URIs are refused)"
             )
         if match["name"] != self.model_name:
-            raise DeploymentError(
+            raise NotFoundError(
                 f"model_uri {model_uri!r} names the model {match['name']!r}; this router "
                 f"deploys versions of {self.model_name!r} only"
             )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from duration_deployment.registry import MODEL_URI_PATTERN
 from duration_deployment.routing import MIN_WEIGHT, VARIANT_NAME
 
 
@@ -41,6 +43,11 @@ class DeployRequest(BaseModel):
         extra="forbid",
         protected_namespaces=(),
         json_schema_extra={
+            # The rule of _weight_or_shadow, for clients that read the schema.
+            "not": {
+                "required": ["shadow", "weight"],
+                "properties": {"shadow": {"const": True}, "weight": {"type": "number"}},
+            },
             "examples": [
                 {
                     "model_uri": "models:/nyc-taxi-duration@challenger",
@@ -61,6 +68,7 @@ class DeployRequest(BaseModel):
         max_length=400,
         description="models:/NAME@ALIAS, models:/NAME/VERSION or a version number, in the "
         "router's registry; file paths and URLs are refused",
+        json_schema_extra={"pattern": MODEL_URI_PATTERN},
     )
     variant: str = Field(default="challenger", pattern=VARIANT_NAME)
     weight: float | None = Field(
@@ -74,6 +82,18 @@ class DeployRequest(BaseModel):
     shadow: bool = Field(
         default=False, strict=True, description="copy of the traffic, never answered"
     )
+
+    @field_validator("model_uri")
+    @classmethod
+    def _registry_uri(cls, value: str) -> str:
+        # The documented pattern, checked here to say what to send instead.
+        if re.fullmatch(MODEL_URI_PATTERN, value.strip()) is None:
+            raise ValueError(
+                f"{value[:200]!r} is not a registry URI: use models:/NAME@ALIAS, "
+                "models:/NAME/VERSION or a version number (files, URLs and runs:/ URIs are "
+                "refused)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _weight_or_shadow(self) -> DeployRequest:

@@ -15,14 +15,14 @@ from duration_deployment.api.deps import (
     ReportLimiterDep,
     SettingsDep,
 )
-from duration_deployment.api.responses import REPORT_ERRORS
+from duration_deployment.api.responses import PAGE_ERRORS, REPORT_ERRORS
 from duration_deployment.config import RouterSettings
 from duration_deployment.experiment import ab_report
 from duration_deployment.monitoring import monitoring_report
 from duration_deployment.prediction_log import PredictionLog
 from duration_deployment.routing import CHALLENGER, CHAMPION, VARIANT_NAME
 
-router = APIRouter(tags=["reports"], responses=REPORT_ERRORS)
+router = APIRouter(tags=["reports"])
 
 Challenger = Annotated[
     str, Query(pattern=VARIANT_NAME, description="the variant to compare with the champion")
@@ -44,7 +44,7 @@ def _ab(settings: RouterSettings, log: PredictionLog, challenger: str) -> Any:
     )
 
 
-@router.get("/ab/report")
+@router.get("/ab/report", responses=REPORT_ERRORS)
 async def ab_json(
     settings: SettingsDep,
     log: LogDep,
@@ -59,7 +59,7 @@ async def ab_json(
     return result
 
 
-@router.get("/ab/report.html", response_class=HTMLResponse)
+@router.get("/ab/report.html", response_class=HTMLResponse, responses=PAGE_ERRORS)
 async def ab_html(
     settings: SettingsDep,
     log: LogDep,
@@ -75,7 +75,7 @@ async def ab_html(
     return HTMLResponse(await anyio.to_thread.run_sync(render, limiter=limiter))
 
 
-@router.get("/monitoring/report")
+@router.get("/monitoring/report", responses=REPORT_ERRORS)
 async def drift_json(
     settings: SettingsDep,
     log: LogDep,
@@ -92,7 +92,9 @@ async def drift_json(
     return await anyio.to_thread.run_sync(build, limiter=limiter)
 
 
-@router.get("/monitoring/report.html", response_class=HTMLResponse)
+@router.get(
+    "/monitoring/report.html", response_class=HTMLResponse, responses=PAGE_ERRORS
+)
 async def drift_html(
     settings: SettingsDep,
     log: LogDep,
