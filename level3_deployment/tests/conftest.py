@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from duration_deployment.main import create_app
 from duration_deployment.config import RouterSettings
+from duration_deployment.main import create_app
 from duration_training import PipelineConfig, run_pipeline
 
 TOKEN = "test-token-0123456789"

@@ -23,8 +23,8 @@ from mlflow.tracking import MlflowClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import AUTH, TOKEN, router_settings
-from duration_deployment.main import create_app
 from duration_deployment.config import DEFAULT_MODEL_NAME, RouterSettings
+from duration_deployment.main import create_app
 from duration_deployment.registry import SMOKE_RIDES
 
 MODEL = DEFAULT_MODEL_NAME

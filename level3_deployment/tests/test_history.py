@@ -29,7 +29,8 @@ def entry(
         "variant": variant,
         "previous_version": previous,
         "table_after": {
-            name: {"model_version": v, "weight": w, "shadow": s} for name, (v, w, s) in table.items()
+            name: {"model_version": v, "weight": w, "shadow": s}
+            for name, (v, w, s) in table.items()
         },
     }
 

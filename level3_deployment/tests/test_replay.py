@@ -16,8 +16,8 @@ from browser import load_page
 from fastapi.testclient import TestClient
 
 from conftest import AUTH, router_settings
-from duration_deployment.main import create_app
 from duration_deployment.cli import RouterClient
+from duration_deployment.main import create_app
 from duration_deployment.replay import load_replay, replay_month
 
 

@@ -18,15 +18,14 @@ import sys
 from pathlib import Path
 
 import httpx
+
 from conftest import TOKEN
 from test_integration import free_port, stop, wait_for
 
 BIN = Path(sys.executable).parent
 
 
-def test_a_live_router_conforms_to_its_openapi_document(
-    registry_uri: str, tmp_path: Path
-) -> None:
+def test_a_live_router_conforms_to_its_openapi_document(registry_uri: str, tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {

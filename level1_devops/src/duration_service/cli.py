@@ -17,9 +17,9 @@ from typing import Any
 
 import uvicorn
 import uvicorn.config
+from pydantic import ValidationError
 from uvicorn.main import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
-from pydantic import ValidationError
 
 from duration_service.config import ENV_PREFIX, Settings
 from duration_service.main import create_app

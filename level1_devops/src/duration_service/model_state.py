@@ -7,7 +7,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -61,7 +61,16 @@ class ModelState:
         return cls(model=model, error=None)
 
 
-def predict_minutes(model: LoadedModel, records: Sequence[dict[str, Any]]) -> list[float]:
+class Predictor(Protocol):
+    """What a prediction needs of a model: its scikit-learn pipeline (level 1's
+    :class:`~duration_core.LoadedModel`, level 3's deployed versions)."""
+
+    @property
+    def pipeline(self) -> Any:
+        """Its ``predict`` takes ride dicts and returns durations in minutes."""
+
+
+def predict_minutes(model: Predictor, records: Sequence[dict[str, Any]]) -> list[float]:
     """Predicted durations (minutes) as plain Python floats, one per record, in order."""
     return np.asarray(model.pipeline.predict(list(records)), dtype="float64").tolist()
 
@@ -77,7 +86,7 @@ class PredictionBatcher:
     of one-by-one calls (the pipeline is row-wise).
     """
 
-    def __init__(self, model: LoadedModel, max_rides: int = 256) -> None:
+    def __init__(self, model: Predictor, max_rides: int = 256) -> None:
         self.model = model
         self.max_rides = max_rides
         self._pending: list[tuple[dict[str, Any], asyncio.Future[float]]] = []

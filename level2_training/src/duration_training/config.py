@@ -1,4 +1,5 @@
-"""Pipeline configuration: pydantic-settings, environment variables prefixed ``DURATION_PIPELINE_``."""
+"""Pipeline configuration: pydantic-settings, environment variables prefixed
+``DURATION_PIPELINE_``."""
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ environment prefix ``DURATION_ROUTER_``."""
 from __future__ import annotations
 
 from pathlib import Path
+
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import anyio.to_thread
@@ -131,8 +131,7 @@ class DataPlane:
                 raise PredictionFailedError(
                     f"{variant.name} v{variant.model.version} failed to predict: {outcome.error}"
                 )
-        minutes = outcome.minutes[0]
-        assert minutes is not None  # no error: a finite prediction
+        minutes = cast(float, outcome.minutes[0])  # no error: a finite prediction
         self._log(request_id, [ride], variant, outcome, forced=chosen)
         self._account(variant, outcome)
         self.metrics.observe_predictions("/predict", (minutes,))
@@ -144,9 +143,7 @@ class DataPlane:
             ride_id=ride.ride_id,
         )
 
-    async def predict_batch(
-        self, rides: Sequence[Ride], forced: str | None = None
-    ) -> RoutedBatch:
+    async def predict_batch(self, rides: Sequence[Ride], forced: str | None = None) -> RoutedBatch:
         """Predict each ride (minutes), each with its own variant, as one batch per variant;
         rides a variant failed on go to the champion. The answer keeps the request's order."""
         table = self.manager.table
@@ -175,12 +172,10 @@ class DataPlane:
             self._account(fallback, outcome)
             if outcome.error is not None:
                 raise PredictionFailedError(
-                    f"{fallback.name} v{fallback.model.version} failed to predict: "
-                    f"{outcome.error}"
+                    f"{fallback.name} v{fallback.model.version} failed to predict: {outcome.error}"
                 )
             for i, value in zip(retry, outcome.minutes, strict=True):
-                assert value is not None
-                answers[i] = (fallback, value, outcome.latency_ms)
+                answers[i] = (fallback, cast(float, value), outcome.latency_ms)  # no error
         done = [a for a in answers if a is not None]
         self.log.record_many(
             self._row(request_id, ride, variant, value, latency_ms, None, forced=chosen)
@@ -236,8 +231,8 @@ class DataPlane:
                 predict_minutes, variant.model, records, limiter=self.batch_limiter
             )
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500]
-            return Outcome([None] * len(rides), (time.perf_counter() - start) * 1000, error)
+            reason = f"{type(exc).__name__}: {exc}"[:500]
+            return Outcome([None] * len(rides), (time.perf_counter() - start) * 1000, reason)
         latency_ms = (time.perf_counter() - start) * 1000
         out: list[float | None] = [m if math.isfinite(m) else None for m in minutes]
         error = None if all(m is not None for m in out) else "prediction not finite"
@@ -245,9 +240,7 @@ class DataPlane:
 
     # -- shadows ----------------------------------------------------------------------------
 
-    def _spawn_shadows(
-        self, table: RoutingTable, rides: Sequence[Ride], request_id: str
-    ) -> None:
+    def _spawn_shadows(self, table: RoutingTable, rides: Sequence[Ride], request_id: str) -> None:
         """Start one task per shadow variant; each predicts and logs after the answer."""
         for variant in table.shadows:
             task = asyncio.get_running_loop().create_task(

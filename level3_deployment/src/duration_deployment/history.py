@@ -83,7 +83,7 @@ def last_different_table(
 ) -> dict[str, Any] | None:
     """The newest entry whose table differs from ``current`` (a table's ``summary()``) and
     is not empty: what a rollback right after a restart restores."""
-    target = next((e for e in reversed(events) if e["table_after"] != current), None)
-    if target is None or not target["table_after"]:
-        return None
-    return target
+    for event in reversed(events):
+        if event["table_after"] != current:
+            return event if event["table_after"] else None
+    return None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import anyio.to_thread
 from sqlalchemy.exc import SQLAlchemyError
@@ -135,7 +135,8 @@ class DeploymentManager:
             aliases: dict[str, str | None] = {}
             if variant in ALIASED:  # a shadow challenger is not the challenger of the alias
                 aliases = {variant: None if shadow else model.version}
-            share = "shadow" if shadow else f"{table.get(variant).weight:.0%} of traffic"  # type: ignore[union-attr]
+            placed = cast(Variant, table.get(variant))  # with_variant put it there
+            share = "shadow" if shadow else f"{placed.weight:.0%} of traffic"
             return await self._commit(
                 table,
                 action=Action.DEPLOY,
@@ -147,9 +148,7 @@ class DeploymentManager:
                 aliases=aliases,
             )
 
-    async def set_weight(
-        self, variant: str, weight: float, *, actor: str = "api"
-    ) -> ControlResult:
+    async def set_weight(self, variant: str, weight: float, *, actor: str = "api") -> ControlResult:
         """Give ``variant`` the share ``weight`` of live traffic; the others share the rest."""
         check_weight(weight)
         async with self._lock:
@@ -341,7 +340,8 @@ class DeploymentManager:
             # A guardrail removed it while the registry was down, so the alias stayed behind.
             logger.warning("start-up: challenger v%s was rolled back by a guardrail", challenger)
             try:
-                await anyio.to_thread.run_sync(self.registry.set_aliases, {CHALLENGER: None})
+                no_challenger: dict[str, str | None] = {CHALLENGER: None}
+                await anyio.to_thread.run_sync(self.registry.set_aliases, no_challenger)
                 self.alias_sync.current.pop(CHALLENGER, None)
             except DeploymentError as exc:
                 logger.error("start-up: cannot delete the challenger alias: %s", exc)
@@ -431,7 +431,7 @@ class DeploymentManager:
         # The history entry first, then the swap: whoever sees the new table (GET
         # /deployments, a report) also finds the entry that explains it.
         after = replace(table, revision=self.table.revision + 1)
-        event = {
+        event: dict[str, Any] = {
             "action": str(action),
             "actor": actor,
             "detail": detail,
@@ -478,4 +478,3 @@ class DeploymentManager:
             rollback_available=bool(self._saved),
             history=self.log.history(history),
         )
-

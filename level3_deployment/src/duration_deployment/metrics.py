@@ -15,7 +15,8 @@ Added names (prefix ``duration_router_``):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -122,11 +123,13 @@ class RouterMetrics(ServiceMetrics):
         for variant in table.variants:
             self.weights.labels(variant.name, variant.model.version).set(variant.weight)
 
-    def show_drift(self, variant: str, report: dict[str, object]) -> None:
-        """Set the drift gauges of ``variant`` from a drift report's ``to_dict()``."""
-        for feature, values in dict(report.get("features", {})).items():  # type: ignore[call-overload]
+    def show_drift(self, variant: str, report: Mapping[str, Any]) -> None:
+        """Set the drift gauges of ``variant`` from a drift report's ``to_dict()``: its
+        ``features`` (``{name: {"psi": float, ...}}``) and ``unseen_pair_share`` (0-1)."""
+        features: Mapping[str, Mapping[str, Any]] = report.get("features", {})
+        for feature, values in features.items():
             self.drift_psi.labels(variant, feature).set(float(values["psi"]))
-        self.unseen_pairs.labels(variant).set(float(report.get("unseen_pair_share", 0.0)))  # type: ignore[arg-type]
+        self.unseen_pairs.labels(variant).set(float(report.get("unseen_pair_share", 0.0)))
 
 
 class _LogCollector:

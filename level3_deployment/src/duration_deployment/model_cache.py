@@ -80,6 +80,5 @@ class ModelCache:
         key = (model.version, model.sha256, id(model.pipeline))
         found = self.batchers.get(key)
         if found is None:
-            # PredictionBatcher needs only ``.pipeline`` of level 1's LoadedModel.
-            found = self.batchers[key] = PredictionBatcher(model)  # type: ignore[arg-type]
+            found = self.batchers[key] = PredictionBatcher(model)
         return found

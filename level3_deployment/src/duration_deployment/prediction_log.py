@@ -170,6 +170,16 @@ class PredictionLog:
 
     # -- life cycle ---------------------------------------------------------------------------
 
+    def _opened(self) -> Engine:
+        """The engine; the log must be open.
+
+        Raises:
+            RuntimeError: :meth:`open` was not called (or :meth:`close` was).
+        """
+        if self.engine is None:
+            raise RuntimeError(f"the prediction log {self.url} is not open")
+        return self.engine
+
     def open(self) -> PredictionLog:
         """Create the tables if needed and start the writer thread."""
         self.engine = make_engine(self.url)
@@ -236,7 +246,7 @@ class PredictionLog:
                     self._queue.popleft() for _ in range(min(self.batch_rows, len(self._queue)))
                 ]
                 try:
-                    with self.engine.begin() as connection:  # type: ignore[union-attr]
+                    with self._opened().begin() as connection:
                         connection.execute(insert(predictions), batch)
                 except (DataError, IntegrityError) as exc:
                     # Rows the database refuses (not a database that is down): write the
@@ -265,7 +275,7 @@ class PredictionLog:
         bad = written = 0
         for position, row in enumerate(batch):
             try:
-                with self.engine.begin() as connection:  # type: ignore[union-attr]
+                with self._opened().begin() as connection:
                     connection.execute(insert(predictions), [row])
                 written += 1
             except (DataError, IntegrityError):
@@ -320,15 +330,18 @@ class PredictionLog:
             "table_after": json.dumps(table_after, sort_keys=True),
             "aliases_after": json.dumps(aliases_after, sort_keys=True),
         }
-        with self.engine.begin() as connection:  # type: ignore[union-attr]
+        with self._opened().begin() as connection:
             result = connection.execute(insert(events), row)
-            row["id"] = result.inserted_primary_key[0]
+            key = result.inserted_primary_key
+            if key is None:  # every INSERT of one row has one: a driver that broke that rule
+                raise SQLAlchemyError("the history entry was written without an id")
+            row["id"] = key[0]
         return _event_dict(row)
 
     def history(self, limit: int = 100) -> list[dict[str, Any]]:
         """The last ``limit`` events, oldest first."""
         query = select(events).order_by(events.c.id.desc()).limit(limit)
-        with self.engine.connect() as connection:  # type: ignore[union-attr]
+        with self._opened().connect() as connection:
             rows = [dict(r._mapping) for r in connection.execute(query)]
         return [_event_dict(r) for r in reversed(rows)]
 
@@ -337,13 +350,13 @@ class PredictionLog:
         query = select(events).order_by(events.c.id.desc()).limit(1)
         if actions:
             query = query.where(events.c.action.in_(actions))
-        with self.engine.connect() as connection:  # type: ignore[union-attr]
+        with self._opened().connect() as connection:
             row = connection.execute(query).first()
         return _event_dict(dict(row._mapping)) if row is not None else None
 
     def last_prediction_id(self) -> int:
         """The highest ``predictions.id`` written (0 when empty)."""
-        with self.engine.connect() as connection:  # type: ignore[union-attr]
+        with self._opened().connect() as connection:
             return int(connection.execute(select(func.max(predictions.c.id))).scalar() or 0)
 
     # -- feedback -----------------------------------------------------------------------------
@@ -357,7 +370,7 @@ class PredictionLog:
         self.flush()
         ids = list(actuals)
         known: set[str] = set()
-        with self.engine.connect() as connection:  # type: ignore[union-attr]
+        with self._opened().connect() as connection:
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 query = select(predictions.c.ride_id).where(predictions.c.ride_id.in_(chunk))
@@ -369,7 +382,7 @@ class PredictionLog:
             if r in known
         ]
         if rows:
-            dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite  # type: ignore[union-attr]
+            dialect = postgresql if self._opened().dialect.name == "postgresql" else sqlite
             statement = dialect.insert(feedback)
             statement = statement.on_conflict_do_update(
                 index_elements=[feedback.c.ride_id],
@@ -378,7 +391,7 @@ class PredictionLog:
                     "received_at": statement.excluded.received_at,
                 },
             )
-            with self.engine.begin() as connection:  # type: ignore[union-attr]
+            with self._opened().begin() as connection:
                 for start in range(0, len(rows), 5_000):
                     connection.execute(statement, rows[start : start + 5_000])
         return len(rows), [r for r in ids if r not in known]
@@ -440,7 +453,7 @@ class PredictionLog:
         query = query.order_by(p.c.id.desc())
         if last is not None:
             query = query.limit(last)
-        with self.engine.connect() as connection:  # type: ignore[union-attr]
+        with self._opened().connect() as connection:
             frame = pd.DataFrame(connection.execute(query).all(), columns=list(FRAME_COLUMNS))
         frame = frame.iloc[::-1].reset_index(drop=True)
         frame["error"] = frame["error"].notna()
@@ -452,8 +465,10 @@ class PredictionLog:
 
     def count(self) -> int:
         """Rows in ``predictions``."""
-        with self.engine.connect() as connection:  # type: ignore[union-attr]
-            return int(connection.execute(select(func.count()).select_from(predictions)).scalar())
+        with self._opened().connect() as connection:
+            return int(
+                connection.execute(select(func.count()).select_from(predictions)).scalar_one()
+            )
 
 
 def _event_dict(row: dict[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -160,9 +161,10 @@ class Registry:
     """One MLflow registry and one registered model, shared by every call of the router.
 
     Every MLflow call names this registry's URI (an ``MlflowClient`` built with it, downloads
-    given it): MLflow's process-global tracking URI is neither read nor set. Remote servers are probed (``GET /health``, 3 s) before each call
-    and MLflow's own HTTP retries are turned down, so a registry that is down answers in seconds
-    with its URI instead of minutes of retries.
+    given it): MLflow's process-global tracking URI is neither read nor set. Remote servers
+    are probed (``GET /health``, 3 s) before each call and MLflow's own HTTP retries are
+    turned down, so a registry that is down answers in seconds with its URI instead of minutes
+    of retries.
 
     Args:
         tracking_uri: MLflow URI; None for ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``.
@@ -294,15 +296,12 @@ class Registry:
         """Point each alias at its version, or delete it (None)."""
         for alias, version in wanted.items():
             if version is None:
-                self._call(
-                    f"cannot delete the alias {alias}",
-                    lambda alias=alias: self._delete_alias(alias),
-                )
+                self._call(f"cannot delete the alias {alias}", partial(self._delete_alias, alias))
             else:
                 self._call(
                     f"cannot move the alias {alias} to v{version}",
-                    lambda alias=alias, version=version: self.client.set_registered_model_alias(
-                        self.model_name, alias, version
+                    partial(
+                        self.client.set_registered_model_alias, self.model_name, alias, version
                     ),
                 )
 
@@ -380,7 +379,7 @@ class Registry:
             )
             # What MLflow's own models:/ download adds beside the files: the digest that
             # level 2 tagged at registration covers it.
-            write_yaml(
+            write_yaml(  # type: ignore[no-untyped-call]  # MLflow's utils are not annotated
                 local,
                 REGISTERED_MODEL_META_FILE_NAME,
                 {"model_name": self.model_name, "model_version": number},

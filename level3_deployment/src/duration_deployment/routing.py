@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from duration_deployment.errors import ConflictError, DeploymentError, NotFoundError
@@ -78,6 +78,10 @@ class RoutingTable:
 
     variants: tuple[Variant, ...] = ()
     revision: int = 0
+    # Derived from ``variants`` in __post_init__ (a change builds a new table).
+    _live: tuple[Variant, ...] = field(default=(), init=False, repr=False, compare=False)
+    _shadows: tuple[Variant, ...] = field(default=(), init=False, repr=False, compare=False)
+    _edges: tuple[int, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         live = [v for v in self.variants if not v.shadow]
@@ -98,12 +102,12 @@ class RoutingTable:
     @property
     def live(self) -> tuple[Variant, ...]:
         """Variants that answer requests."""
-        return self._live  # type: ignore[attr-defined,no-any-return]
+        return self._live
 
     @property
     def shadows(self) -> tuple[Variant, ...]:
         """Variants that receive copies of the traffic."""
-        return self._shadows  # type: ignore[attr-defined,no-any-return]
+        return self._shadows
 
     def get(self, name: str) -> Variant | None:
         """The variant called ``name``, or None."""
@@ -115,13 +119,13 @@ class RoutingTable:
         Raises:
             LookupError: Nothing is deployed.
         """
-        if not self._live:  # type: ignore[attr-defined]
+        if not self._live:
             raise LookupError("no model is deployed")
         slot = bucket(ride_id) if ride_id is not None else (rng or random).randrange(BUCKETS)
-        for variant, edge in zip(self._live, self._edges, strict=True):  # type: ignore[attr-defined]
+        for variant, edge in zip(self._live, self._edges, strict=True):
             if slot < edge:
                 return variant
-        return self._live[-1]  # type: ignore[attr-defined,no-any-return]
+        return self._live[-1]
 
     def describe(self) -> dict[str, Any]:
         """JSON-able view: revision and variants."""

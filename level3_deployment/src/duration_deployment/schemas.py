@@ -59,7 +59,7 @@ class DeployRequest(BaseModel):
                     "variant": "shadow-gbm",
                     "shadow": True,
                 },
-            ]
+            ],
         },
     )
 

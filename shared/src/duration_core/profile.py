@@ -26,32 +26,12 @@ in training: the linear model predicts such a ride from the distance alone (its 
 zero, see :mod:`duration_core.model`), so a rising share means predictions made on less
 information.
 
-Measured on the bundled green months (linear model fitted on 2021-01; profile of 2021-01 and
-the model's predictions on it; every window is a whole month after the 1-60 minute filter):
+What these measures give on the bundled months (2021-01 to 2023-03) is in the package's
+README ("Drift of the bundled months"); ``shared/tests/test_profile.py`` checks two rows.
 
-=========  ======  ============  ============  =============  ==========  ==================
-window     rides   PULocationID  DOLocationID  trip_distance  prediction  unseen PU_DO share
-=========  ======  ============  ============  =============  ==========  ==================
-2021-01    73,908  0             0             0              0           0
-2021-02    61,921  0.0140        0.0109        0.0019         0.0468      0.0849
-2021-03    80,372  0.0180        0.0150        0.0022         0.0563      0.0919
-2023-03    69,392  1.0683        0.6658        0.2250         0.2678      0.0504
-=========  ======  ============  ============  =============  ==========  ==================
-
-(``shared/tests/test_profile.py`` checks the 2021-01 and 2023-03 rows.) The next two months
-stay far below 0.1 on every distribution. Two years on, pickup and drop-off zones and the
-predictions shift significantly and distances moderately, but the unseen-pair share is lower
-than in 2021-02: about 8.5 % of rides in any month take a pair rare enough to be missing from
-one month of training (the share of 2021-01 rides whose pair occurs once in 2021-01, the
-Good-Turing estimate of the unseen mass, is 8.45 %), and 2023-03's rides concentrate on common
-pairs (6,052 distinct pairs against 13,220 in 2021-01; the 100 commonest carry 51 % of its
-rides against 27 %). So on these data the PSI, not the unseen-pair share, is what flags the
-old model.
-
-The zone PSI needs large windows: with about 250 zones, sampling noise alone gives a PSI of
-roughly ``(zones - 1) / rows`` (random draws of 2021-01 itself against its own profile: about
-0.22-0.27 with 1,000 rides, 0.04-0.05 with 5,000, 0.02 with 10,000). Windows of fewer than
-:data:`MIN_WINDOW_ROWS` rides are compared all the same, with a logged warning.
+The zone PSI needs large windows (sampling noise alone gives roughly ``(zones - 1) / rows``,
+measured in the README): windows of fewer than :data:`MIN_WINDOW_ROWS` rides are compared all
+the same, with a logged warning.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ def build_router(max_batch_size: int) -> APIRouter:
         forced: VariantHeader = None,
     ) -> RoutedBatch:
         """Predict each ride (minutes), each with its own variant; the answer keeps the order."""
-        return await dataplane.predict_batch(batch.rides, forced)  # type: ignore[attr-defined]
+        rides: list[Ride] = batch.rides  # type: ignore[attr-defined]  # the run-time class has it
+        return await dataplane.predict_batch(rides, forced)
 
     return router

@@ -92,9 +92,7 @@ async def drift_json(
     return await anyio.to_thread.run_sync(build, limiter=limiter)
 
 
-@router.get(
-    "/monitoring/report.html", response_class=HTMLResponse, responses=PAGE_ERRORS
-)
+@router.get("/monitoring/report.html", response_class=HTMLResponse, responses=PAGE_ERRORS)
 async def drift_html(
     settings: SettingsDep,
     log: LogDep,
