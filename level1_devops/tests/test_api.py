@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from duration_core import LoadedModel
+from ladder_testing.programs import promtool_problems
+from ladder_testing.prometheus import sample
 
 RIDE = {"PULocationID": 43, "DOLocationID": 151, "trip_distance": 1.5}
 
@@ -249,16 +251,6 @@ def test_health_ready_and_model(client, model: LoadedModel) -> None:
     assert info["metadata"]["metrics"]["val_rmse"] == pytest.approx(7.7587, abs=1e-3)
 
 
-def sample(text: str, name: str, **labels: str) -> float:
-    """The value of one series in a Prometheus exposition."""
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
 def test_metrics_count_requests_predictions_and_errors(
     make_client, model_path: Path, model
 ) -> None:
@@ -272,7 +264,7 @@ def test_metrics_count_requests_predictions_and_errors(
     assert sample(text, "duration_http_requests_total", route="/predict", status="422") == 1
     assert sample(text, "duration_http_requests_total", route="/predict/batch", status="200") == 1
     assert sample(text, "duration_http_request_duration_seconds_count", route="/predict") == 4
-    assert sample(text, "duration_predicted_minutes_count") == 5
+    assert sample(text, "duration_predicted_trip_duration_seconds_count") == 5
     assert sample(text, "duration_rides_predicted_total", route="/predict/batch") == 2
     assert sample(text, "duration_errors_total", kind="validation") == 1
     assert sample(text, "duration_model_info", version=model.version, model="linear") == 1
@@ -389,3 +381,12 @@ def test_predictions_are_finite_for_every_zone_pair_corner(make_client, model_pa
     durations = [p["duration"] for p in response.json()["predictions"]]
     assert len(durations) == 12
     assert all(math.isfinite(d) for d in durations)
+
+
+def test_metrics_pass_promtool(client) -> None:
+    """Prometheus' own linter accepts the exposition (base units, _total counters, help)."""
+    assert client.post("/predict", json=RIDE).status_code == 200
+    assert client.post("/predict", json={}).status_code == 422
+    text = client.get("/metrics").text
+    assert "duration_predicted_trip_duration_seconds_bucket" in text
+    assert promtool_problems(text) == ""

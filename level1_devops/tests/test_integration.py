@@ -17,16 +17,11 @@ import httpx
 import pytest
 
 from duration_core import LoadedModel, read_trips
-from test_api import sample
+from ladder_testing import free_port, stop_process
+from ladder_testing.prometheus import sample
 
 SERVE = str(Path(sys.executable).with_name("duration-serve"))
 CLEAN_EXIT = (0, -signal.SIGTERM)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -41,14 +36,7 @@ class Server:
         uvicorn shuts down gracefully, then re-raises the signal (uvicorn >= 0.29), so a clean
         stop exits with -SIGTERM; a crash would show another code and a traceback in the log.
         """
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, timeout=20)
 
 
 def start_server(

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,14 +14,9 @@ import pytest
 
 from duration_core import read_trips
 from duration_training import PipelineConfig, run_pipeline
+from ladder_testing import free_port, stop_process, wait_until_answers
 
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -39,27 +31,11 @@ def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=folder,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
     try:
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"mlflow server exited:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
+        wait_until_answers(f"{url}/health", process, log, status=200)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
 
 
 def test_pipeline_against_a_server_then_load_the_champion_elsewhere(

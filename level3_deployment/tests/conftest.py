@@ -10,27 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from duration_deployment.config import RouterSettings
 from duration_deployment.main import create_app
 from duration_training import PipelineConfig, run_pipeline
-
-TOKEN = "test-token-0123456789"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@dataclass(frozen=True)
-class TrainedRegistry:
-    """The session's registry: its folder, its SQLite file and the two versions."""
-
-    folder: Path
-    database: Path
-    champion: str
-    challenger: str
+from ladder_testing.router import TrainedRegistry, router_settings
 
 
 @pytest.fixture(scope="session")
@@ -61,19 +47,6 @@ def registry_uri(trained_registry: TrainedRegistry, tmp_path: Path) -> str:
     copy = tmp_path / "mlflow.db"
     shutil.copyfile(trained_registry.database, copy)
     return f"sqlite:///{copy}"
-
-
-def router_settings(tmp_path: Path, registry_uri: str, **overrides: object) -> RouterSettings:
-    """Settings of a router on ``registry_uri`` with its log and cache under ``tmp_path``."""
-    values: dict[str, object] = {
-        "token": TOKEN,
-        "tracking_uri": registry_uri,
-        "prediction_log_url": f"sqlite:///{tmp_path / 'prediction_log.db'}",
-        "model_cache_dir": tmp_path / "cache",
-        "log_flush_seconds": 0.05,
-    }
-    values.update(overrides)
-    return RouterSettings(**values)  # type: ignore[arg-type]
 
 
 @pytest.fixture

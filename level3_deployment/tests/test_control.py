@@ -9,26 +9,30 @@ them in the registry copy with MLflow's own client.
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from mlflow.tracking import MlflowClient
-from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import AUTH, TOKEN, router_settings
-from duration_deployment.config import DEFAULT_MODEL_NAME, RouterSettings
-from duration_deployment.main import create_app
 from duration_deployment.registry import SMOKE_RIDES
+from ladder_testing import free_port
+from ladder_testing.programs import promtool_problems
+from ladder_testing.router import (
+    AUTH,
+    MODEL,
+    RIDE,
+    TOKEN,
+    metric_value,
+    mlflow_client,
+    registry_aliases,
+    router_settings,
+    running,
+    table,
+)
 
-MODEL = DEFAULT_MODEL_NAME
-RIDE = {"PULocationID": 43, "DOLocationID": 151, "trip_distance": 1.5}
 CHALLENGER_HEADER = {"X-Model-Variant": "challenger"}
 
 #: Every control route: (method, path, JSON body).
@@ -43,45 +47,6 @@ CONTROL_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
 ]
 
 
-@contextmanager
-def running(settings: RouterSettings) -> Iterator[TestClient]:
-    """A started router (lifespan run: deployed from the aliases) and its client."""
-    with TestClient(create_app(settings)) as client:
-        yield client
-
-
-def table(client: TestClient) -> dict[str, Any]:
-    """``{variant: (model_version, weight, shadow)}`` and the revision, from GET /deployments."""
-    response = client.get("/deployments", headers=AUTH)
-    assert response.status_code == 200, response.text
-    body = response.json()["table"]
-    return {
-        "revision": body["revision"],
-        **{v["variant"]: (v["model_version"], v["weight"], v["shadow"]) for v in body["variants"]},
-    }
-
-
-def mlflow_client(registry_uri: str) -> MlflowClient:
-    """MLflow's client of the registry copy. The registry URI must be given too: without it
-    MLflow takes the process-wide one, which the last router started has set to its own."""
-    return MlflowClient(tracking_uri=registry_uri, registry_uri=registry_uri)
-
-
-def registry_aliases(registry_uri: str) -> dict[str, str]:
-    model = mlflow_client(registry_uri).get_registered_model(MODEL)
-    return {alias: str(version) for alias, version in model.aliases.items()}
-
-
-def metric_value(client: TestClient, name: str, **labels: str) -> float | None:
-    """The value of the sample ``name{labels}`` in /metrics (labels must all match), or None."""
-    text = client.get("/metrics").text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and sample.labels == labels:
-                return float(sample.value)
-    return None
-
-
 def predict(
     client: TestClient, ride_id: str | None = None, *, ride: dict[str, Any] = RIDE, **headers: str
 ) -> dict[str, Any]:
@@ -90,12 +55,6 @@ def predict(
     response = client.post("/predict", json=body, headers=headers)
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- authentication ------------------------------------------------------------------------------
@@ -711,3 +670,25 @@ def test_aliases_moved_by_a_failed_promote_are_put_back(
         assert time.monotonic() < deadline, registry_aliases(registry_uri)
         time.sleep(0.1)
     assert calls["n"] >= 3
+
+
+def test_metrics_pass_promtool(router_client: TestClient) -> None:
+    """Prometheus' own linter accepts the router's exposition with every series present:
+    per-variant predictions and errors, weights, the log writer, level 1's HTTP metrics."""
+    client = router_client
+    for i in range(20):
+        assert client.post("/predict", json={**RIDE, "ride_id": f"p-{i}"}).status_code == 200
+    assert client.post("/predict", json={}).status_code == 422
+    shadow = {"model_uri": "2", "variant": "shadow-gbm", "shadow": True}
+    assert client.post("/deployments", json=shadow, headers=AUTH).status_code == 201
+    assert client.post("/predict", json=RIDE).status_code == 200
+    text = client.get("/metrics").text
+    for name in (
+        "duration_router_predicted_trip_duration_seconds_bucket",
+        "duration_router_predictions_total",
+        "duration_router_traffic_weight",
+        "duration_router_log_rows_written_total",
+        "duration_http_requests_total",
+    ):
+        assert name in text, name
+    assert promtool_problems(text) == ""

@@ -19,14 +19,22 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from test_control import RIDE, metric_value, registry_aliases, running, table
 
-from conftest import AUTH, TrainedRegistry, router_settings
 from duration_deployment.guardrails import Guardrails, Trip
 from duration_deployment.manager import DeploymentManager
 from duration_deployment.metrics import RouterMetrics
 from duration_deployment.registry import DeployedModel
 from duration_deployment.routing import CHALLENGER, CHAMPION, RoutingTable, Variant
+from ladder_testing.router import (
+    AUTH,
+    RIDE,
+    TrainedRegistry,
+    metric_value,
+    registry_aliases,
+    router_settings,
+    running,
+    table,
+)
 
 SLOW_ZONE = 74
 RIDE_74 = {"PULocationID": SLOW_ZONE, "DOLocationID": 75, "trip_distance": 0.8}

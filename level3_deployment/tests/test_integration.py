@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -27,44 +25,11 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from conftest import AUTH, TOKEN
 from duration_core import read_trips
+from ladder_testing import GRACEFUL, free_port, stop_process, wait_until_answers
+from ladder_testing.router import AUTH, TOKEN
 
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"{url}: process exited {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"{url} did not answer:\n{log.read_text()[-3000:]}")
-        time.sleep(0.3)
-
-
-#: Exit codes of a graceful stop: uvicorn shuts down, then re-raises SIGTERM.
-GRACEFUL = (0, -signal.SIGTERM)
-
-
-def stop(process: subprocess.Popen[bytes]) -> int:
-    process.send_signal(signal.SIGTERM)
-    try:
-        return process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        return process.wait()
 
 
 @dataclass
@@ -100,11 +65,11 @@ def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(f"{url}/health", process, log)
+        wait_until_answers(f"{url}/health", process, log)
         yield Server(url, process, folder)
     finally:
         if process.poll() is None:
-            stop(process)
+            stop_process(process)
 
 
 @pytest.fixture(scope="module")
@@ -151,12 +116,12 @@ class Router:
             stdout=log.open("a"),
             stderr=subprocess.STDOUT,
         )
-        wait_for(f"{self.url}/health", self.process, log)
+        wait_until_answers(f"{self.url}/health", self.process, log)
         return self
 
     def stop(self) -> int:
         assert self.process is not None
-        return stop(self.process)
+        return stop_process(self.process)
 
     def deploy_cli(self, *args: str) -> str:
         return run([str(BIN / "duration-deploy"), "--url", self.url, *args], self.env, self.folder)
@@ -377,7 +342,7 @@ def test_registry_down_keeps_serving_and_deploys_answer_503(
     try:
         before = router.table()
         assert "champion" in before
-        stop(tracking_server.process)  # the registry goes away (last test of the module)
+        stop_process(tracking_server.process)  # the registry goes away (last test of the module)
         ride = {"PULocationID": 43, "DOLocationID": 151, "trip_distance": 1.5}
         assert httpx.post(f"{router.url}/predict", json=ride, timeout=10).status_code == 200
         started = time.monotonic()

@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser import load_page
 from fastapi.testclient import TestClient
 
-from conftest import AUTH, router_settings
-from duration_deployment.cli import RouterClient
+from duration_deployment.client import RouterClient
 from duration_deployment.main import create_app
 from duration_deployment.replay import load_replay, replay_month
+from ladder_testing.browser import load_page
+from ladder_testing.router import AUTH, router_settings
 
 
 @pytest.fixture
@@ -26,9 +26,7 @@ def router(tmp_path: Path, registry_uri: str) -> Iterator[tuple[TestClient, Rout
     app = create_app(router_settings(tmp_path, registry_uri))
     with TestClient(app) as http:
         http.headers.update(AUTH)
-        client = RouterClient("http://testserver", None)
-        client.http.close()
-        client.http = http  # the CLI's client, talking to the in-process app
+        client = RouterClient("http://testserver", None, http=http)  # the CLI's, in process
         yield http, client
 
 

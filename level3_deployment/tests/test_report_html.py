@@ -8,7 +8,8 @@ threshold); the challenger's window is the March rides longer than 5 miles (a ch
 got the airport runs), which shifts the distance and the predictions far past the 0.25 PSI
 threshold; a sample of January itself is the window without drift.
 
-Chromium must be installed (``apt-get install chromium``): the tests fail, not skip, without it.
+A Chromium or Chrome is needed (``apt-get install chromium``, or ``LADDER_BROWSER``): without
+one the browser tests are skipped, except under ``CI=true``, where they fail.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ from html.parser import HTMLParser
 import numpy as np
 import pandas as pd
 import pytest
-from browser import load_page
-from test_analysis import load_month, real_predictions, split_frame
 
 from duration_core import build_pipeline
 from duration_deployment.analysis import ABReport, ab_report
@@ -30,6 +29,8 @@ from duration_deployment.report_html import (
     render_ab_html,
     render_drift_html,
 )
+from ladder_testing.ab import load_month, real_predictions, split_frame
+from ladder_testing.browser import load_page
 
 #: PSI bins for numeric features: deciles of the reference (Siddiqi 2006 uses 10 bins).
 PSI_BINS = 10

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import httpx
 
-from conftest import TOKEN
-from test_integration import free_port, stop, wait_for
+from ladder_testing import free_port, stop_process, wait_until_answers
+from ladder_testing.router import TOKEN
 
 BIN = Path(sys.executable).parent
 
@@ -44,7 +44,7 @@ def test_a_live_router_conforms_to_its_openapi_document(registry_uri: str, tmp_p
         env=env, cwd=tmp_path, stdout=log.open("a"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        wait_for(f"{url}/ready", process, log)
+        wait_until_answers(f"{url}/ready", process, log)
         assert httpx.get(f"{url}/ready").json()["variants"] == {"champion": "1", "challenger": "2"}
         done = subprocess.run(
             [
@@ -59,7 +59,7 @@ def test_a_live_router_conforms_to_its_openapi_document(registry_uri: str, tmp_p
         )  # fmt: skip
         assert httpx.get(f"{url}/health").status_code == 200  # still up after the run
     finally:
-        stop(process)
+        stop_process(process)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-6000:]
     counts = re.search(r"(\d+) generated, (\d+) passed", output)

@@ -4,14 +4,8 @@
 import time: the model is loaded when the app starts.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
 from duration_service.config import Settings
 from duration_service.main import create_app
+from duration_service.version import __version__
 
-try:
-    __version__ = version("duration-service")
-except PackageNotFoundError:  # a source tree that is not installed
-    __version__ = "0+unknown"
-
-__all__ = ["Settings", "create_app"]
+__all__ = ["Settings", "__version__", "create_app"]

@@ -25,6 +25,7 @@ from duration_service.metrics import (
     tag_error,
 )
 from duration_service.model_state import ModelState, PredictionBatcher
+from duration_service.version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +64,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 str(meta.get("versions", {}).get("scikit-learn", "unknown")),
             ).set(1)
         yield
-
-    from duration_service import __version__
 
     app = FastAPI(
         title="NYC taxi trip duration service",

@@ -4,7 +4,8 @@ Metric names (all prefixed ``duration_``):
 
 - ``duration_http_requests_total{route, method, status}``: requests answered.
 - ``duration_http_request_duration_seconds{route}``: latency histogram, seconds.
-- ``duration_predicted_minutes``: histogram of predicted trip durations, minutes.
+- ``duration_predicted_trip_duration_seconds``: histogram of predicted trip durations,
+  seconds (Prometheus names carry base units; the API answers minutes).
 - ``duration_rides_predicted_total{route}``: rides predicted (a batch counts each ride).
 - ``duration_errors_total{kind}``: error answers by kind, each counted once: ``validation``
   (422), ``bad_json`` and ``bad_request`` (400), ``payload_too_large`` (413),
@@ -39,7 +40,8 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-MINUTE_BUCKETS = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120)
+#: Predicted trip durations, seconds: 1, 2, 5, 10, 15, 20, 30, 45, 60, 90 and 120 minutes.
+DURATION_BUCKETS = tuple(60.0 * m for m in (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120))
 #: Error kind of an answer whose handler named none, by status code.
 STATUS_ERROR_KINDS = {
     400: "bad_request",
@@ -78,10 +80,10 @@ class ServiceMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.predicted_minutes = Histogram(
-            "duration_predicted_minutes",
-            "Predicted trip durations, minutes.",
-            buckets=MINUTE_BUCKETS,
+        self.predicted_duration = Histogram(
+            "duration_predicted_trip_duration_seconds",
+            "Predicted trip durations, seconds (the API answers them in minutes).",
+            buckets=DURATION_BUCKETS,
             registry=self.registry,
         )
         self.rides = Counter(
@@ -108,7 +110,7 @@ class ServiceMetrics:
         """Count rides and record their predicted durations."""
         count = 0
         for value in minutes:
-            self.predicted_minutes.observe(value)
+            self.predicted_duration.observe(value * 60.0)
             count += 1
         self.rides.labels(route).inc(count)
 

@@ -184,7 +184,8 @@ class ABReport:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict: NaN and infinities become None, so ``json.dumps(...,
         allow_nan=False)`` accepts it."""
-        return _json_safe(asdict(self))
+        result: dict[str, Any] = _json_safe(asdict(self))
+        return result
 
 
 def variant_label(variant: str, shadow: bool) -> str:
@@ -291,7 +292,7 @@ def absolute_errors(frame: pd.DataFrame) -> dict[tuple[str, bool], np.ndarray]:
     data = _normalise(frame)
     scored = data[data["scored"]]
     return {
-        (str(variant), bool(shadow)): np.abs(group["prediction"] - group["actual"]).to_numpy()
+        (str(variant), bool(shadow)): (group["prediction"] - group["actual"]).abs().to_numpy()
         for (variant, shadow), group in scored.groupby(["variant", "shadow"], sort=False)
     }
 
@@ -315,9 +316,9 @@ def _check_parameters(
 
 def _text(value: object) -> str | None:
     """A log cell as text; None, NaN and NA are None."""
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    return str(value)
+    if value is None or isinstance(value, str):
+        return value
+    return None if bool(pd.isna(value)) else str(value)  # type: ignore[call-overload]  # any cell
 
 
 def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
@@ -361,7 +362,10 @@ def _variant_stats(
         variant, shadow = key
         return ({champion: 0, challenger: 1}.get(variant, 2), shadow)
 
-    groups = dict(iter(data.groupby(["variant", "shadow"], sort=False)))
+    groups: dict[tuple[str, bool], pd.DataFrame] = {
+        (str(variant), bool(shadow)): group
+        for (variant, shadow), group in data.groupby(["variant", "shadow"], sort=False)
+    }
     result = []
     for variant, shadow in sorted(groups, key=order):  # stable: others keep log order
         group = groups[(variant, shadow)]
@@ -373,7 +377,7 @@ def _variant_stats(
             )
         labelled = group[group["scored"]]
         se = labelled["se"].to_numpy()
-        ae = np.abs(labelled["prediction"] - labelled["actual"]).to_numpy()
+        ae = (labelled["prediction"] - labelled["actual"]).abs().to_numpy()
         latency = group["latency_ms"].dropna().to_numpy()
         mse = float(se.mean()) if se.size else None
         result.append(

@@ -6,7 +6,7 @@ Added names (prefix ``duration_router_``):
 - ``prediction_errors_total{variant, model_version}``: rides a variant failed on (the champion
   answered them instead when it could).
 - ``prediction_latency_seconds{variant}``: time to predict, histogram.
-- ``predicted_minutes{variant}``: predicted durations, histogram.
+- ``predicted_trip_duration_seconds{variant}``: predicted durations, seconds, histogram.
 - ``traffic_weight{variant, model_version}``: share of live traffic (0 for a shadow).
 - ``guardrail_rollbacks_total{variant, reason}``: automatic rollbacks (``error_rate``, ``p99``).
 - ``drift_psi{variant, feature}`` and ``unseen_pair_share{variant}``: the last drift report.
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from duration_service.metrics import LATENCY_BUCKETS, MINUTE_BUCKETS, ServiceMetrics
+from duration_service.metrics import DURATION_BUCKETS, LATENCY_BUCKETS, ServiceMetrics
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -55,11 +55,11 @@ class RouterMetrics(ServiceMetrics):
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.variant_minutes = Histogram(
-            "duration_router_predicted_minutes",
-            "Predicted trip durations by variant, minutes.",
+        self.variant_duration = Histogram(
+            "duration_router_predicted_trip_duration_seconds",
+            "Predicted trip durations by variant, seconds (the API answers minutes).",
             ["variant"],
-            buckets=MINUTE_BUCKETS,
+            buckets=DURATION_BUCKETS,
             registry=r,
         )
         self.weights = Gauge(
@@ -110,9 +110,9 @@ class RouterMetrics(ServiceMetrics):
             self.variant_predictions.labels(variant, model_version, str(shadow).lower()).inc(
                 len(ok)
             )
-            histogram = self.variant_minutes.labels(variant)
+            histogram = self.variant_duration.labels(variant)
             for value in ok:
-                histogram.observe(value)
+                histogram.observe(value * 60.0)
         if failed:
             self.variant_errors.labels(variant, model_version).inc(failed)
         self.variant_latency.labels(variant).observe(latency_ms / 1000)

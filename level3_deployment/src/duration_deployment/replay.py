@@ -13,15 +13,13 @@ import logging
 import math
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
 from duration_core import DurationCoreError, load_trips
+from duration_deployment.client import RouterClient
 from duration_service.schemas import MAX_TRIP_DISTANCE_MILES, MAX_ZONE, MIN_ZONE
-
-if TYPE_CHECKING:
-    from duration_deployment.cli import RouterClient
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +103,7 @@ def replay_month(
     their actual durations to ``/feedback``.
 
     Args:
-        client: A :class:`~duration_deployment.cli.RouterClient` (feedback needs its token).
+        client: A :class:`~duration_deployment.client.RouterClient` (feedback needs its token).
         month: ``green:2021-03`` or a TLC parquet file.
         rate: Rides per second (the pace is kept over the whole replay, not per request).
         limit: Only a random sample of ``limit`` rides (the same on every run).

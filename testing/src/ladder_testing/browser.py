@@ -1,4 +1,4 @@
-"""Load an HTML page in headless Chromium and read back what the browser made of it.
+"""Load an HTML page in a headless Chromium (or Chrome) and read back what it made of it.
 
 The page is served byte for byte by a throwaway ``http.server`` on 127.0.0.1 (a free port),
 inside an ``<iframe>`` of a small harness page from the same origin. After the harness's
@@ -17,22 +17,17 @@ from __future__ import annotations
 import html
 import json
 import re
-import shutil
 import subprocess
 import tempfile
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-INSTALL_HINT = (
-    "headless Chromium is required for the HTML report tests and CI installs it: "
-    "run `sudo apt-get install -y chromium` (Debian/Ubuntu; it provides /usr/bin/chromium)"
-)
+from ladder_testing.programs import find_browser
+
 #: Flags for a quiet, offline, throwaway browser (no sandbox: CI containers run as root).
 CHROMIUM_FLAGS = (
     "--headless",
@@ -109,13 +104,6 @@ class LoadedPage:
         return [i["plot"] for i in self.images if i["plot"] is not None]
 
 
-def require_chromium() -> str:
-    """Path of the Chromium binary; fails the test (not skips) when it is not installed."""
-    if not Path(CHROMIUM).is_file() and shutil.which("chromium") is None:
-        pytest.fail(f"{CHROMIUM} not found: {INSTALL_HINT}", pytrace=False)
-    return CHROMIUM if Path(CHROMIUM).is_file() else str(shutil.which("chromium"))
-
-
 def load_page(page: str, *, timeout: float = 90.0) -> LoadedPage:
     """Serve ``page`` on 127.0.0.1, load it in headless Chromium and report what it shows.
 
@@ -124,10 +112,12 @@ def load_page(page: str, *, timeout: float = 90.0) -> LoadedPage:
         timeout: Seconds Chromium may take before the test fails.
 
     Raises:
-        pytest.fail.Exception: Chromium is missing, times out, exits with an error or prints
-            no harness result.
+        pytest.skip.Exception: No browser is found (outside CI: see
+            :func:`~ladder_testing.programs.find_browser`).
+        pytest.fail.Exception: The browser is missing under CI, times out, exits with an error
+            or prints no harness result.
     """
-    chromium = require_chromium()
+    chromium = find_browser()
     requests: list[str] = []
     body = {"/": _HARNESS.encode(), "/page.html": page.encode("utf-8")}
 

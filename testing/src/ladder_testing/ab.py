@@ -1,0 +1,129 @@
+"""Real predictions for A/B tests: models trained on green 2021-01 predict 2021-03 rides.
+
+A linear baseline and the gbm candidate of ``duration_core`` are fitted on the bundled January
+2021 green-taxi month and predict a seeded sample of 4,000 March 2021 rides (their actual
+durations are the feedback). A router split is simulated by a hash of each ride's row label:
+a ride goes to the challenger when ``sha256(label) mod 100`` is below its share, as sticky
+routing by ride id would. Latencies are real too: single-ride ``predict`` calls timed on this
+machine, assigned to rows in turn. Level 3's analysis and report tests share them.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from duration_core import TripMonth, build_pipeline, load_trips, resolve_month
+
+SAMPLE_RIDES = 4_000
+SAMPLE_SEED = 0
+#: Single-ride predictions timed per model for the latency column.
+TIMED_RIDES = 40
+
+
+@dataclass(frozen=True)
+class RealPredictions:
+    """Predictions of the two trained models on the same real rides.
+
+    Attributes:
+        rides: ``SAMPLE_RIDES`` rides of green 2021-03 (``duration_core`` columns).
+        actual: Their actual durations, minutes, shape ``(n,)``.
+        predictions: Predicted minutes per model (``linear``, ``gbm``), shape ``(n,)`` each.
+        latency_ms: Measured single-ride latency per model, shape ``(n,)`` each (the
+            ``TIMED_RIDES`` timings repeated in turn).
+        bucket: ``sha256(row label) mod 100`` per ride, shape ``(n,)``.
+    """
+
+    rides: pd.DataFrame
+    actual: np.ndarray
+    predictions: dict[str, np.ndarray]
+    latency_ms: dict[str, np.ndarray]
+    bucket: np.ndarray
+
+    @property
+    def ride_ids(self) -> list[str]:
+        return [f"green-2021-03-{label}" for label in self.rides.index]
+
+
+def load_month(spec: str) -> pd.DataFrame:
+    """A bundled month's rides (never downloaded)."""
+    return load_trips(resolve_month(TripMonth.parse(spec), download=False), download=False).rides
+
+
+@functools.lru_cache(maxsize=1)
+def real_predictions() -> RealPredictions:
+    """Train linear and gbm on green 2021-01, predict a sample of 2021-03 (once a session)."""
+    train = load_month("green:2021-01")
+    rides = load_month("green:2021-03").sample(SAMPLE_RIDES, random_state=SAMPLE_SEED)
+    predictions, latency = {}, {}
+    # One OpenMP thread: the gbm fit takes ~1 s so, but ~40 s on a busy 2-core machine when
+    # its spinning OpenMP threads fight other processes for the cores.
+    with threadpool_limits(limits=1):
+        for model in ("linear", "gbm"):
+            pipeline = build_pipeline(model).fit(train, train["duration"].to_numpy())
+            predictions[model] = np.asarray(pipeline.predict(rides), dtype="float64")
+            timings = []
+            for i in range(TIMED_RIDES):
+                start = time.perf_counter()
+                pipeline.predict(rides.iloc[[i]])
+                timings.append((time.perf_counter() - start) * 1000)
+            latency[model] = np.resize(np.asarray(timings), len(rides))
+    bucket = np.array(
+        [
+            int(hashlib.sha256(str(label).encode()).hexdigest()[:8], 16) % 100
+            for label in rides.index
+        ]
+    )
+    return RealPredictions(
+        rides=rides,
+        actual=rides["duration"].to_numpy(dtype="float64"),
+        predictions=predictions,
+        latency_ms=latency,
+        bucket=bucket,
+    )
+
+
+def log_rows(
+    real: RealPredictions, model: str, variant: str, version: str, *, shadow: bool = False
+) -> pd.DataFrame:
+    """The prediction-log rows of ``model`` answering every sampled ride as ``variant``."""
+    return pd.DataFrame(
+        {
+            "variant": variant,
+            "model_version": version,
+            "shadow": shadow,
+            "prediction": real.predictions[model],
+            "actual": real.actual,
+            "latency_ms": real.latency_ms[model],
+            "error": False,
+            "ride_id": real.ride_ids,
+        }
+    )
+
+
+def split_frame(
+    real: RealPredictions, champion_model: str, challenger_model: str, challenger_share: int
+) -> pd.DataFrame:
+    """A live split: rides with ``bucket < challenger_share`` go to the challenger."""
+    to_challenger = real.bucket < challenger_share
+    champion = log_rows(real, champion_model, "champion", "1")
+    challenger = log_rows(real, challenger_model, "challenger", "2")
+    champion.loc[to_challenger] = challenger.loc[to_challenger]
+    return champion
+
+
+def shadow_frame(real: RealPredictions, champion_model: str, shadow_model: str) -> pd.DataFrame:
+    """The champion answers every ride; the challenger scores the same rides in shadow."""
+    return pd.concat(
+        [
+            log_rows(real, champion_model, "champion", "1"),
+            log_rows(real, shadow_model, "challenger", "2", shadow=True),
+        ],
+        ignore_index=True,
+    )
