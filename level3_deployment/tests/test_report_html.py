@@ -14,20 +14,28 @@ one the browser tests are skipped, except under ``CI=true``, where they fail.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from html.parser import HTMLParser
+from pathlib import Path
+from types import SimpleNamespace
 
+import jinja2
 import numpy as np
 import pandas as pd
 import pytest
 
+import duration_deployment
 from duration_core import build_pipeline
+from duration_core.profile import MIN_WINDOW_ROWS
 from duration_deployment.analysis import ABReport, ab_report
 from duration_deployment.report_html import (
     CONTENT_SECURITY_POLICY,
     DEFAULT_PSI_THRESHOLDS,
+    ENVIRONMENT,
     render_ab_html,
     render_drift_html,
+    render_template,
 )
 from ladder_testing.ab import load_month, real_predictions, split_frame
 from ladder_testing.browser import load_page
@@ -289,3 +297,97 @@ def test_text_is_escaped(ab_case: tuple[pd.DataFrame, ABReport], drift_reports: 
     loaded = load_page(render_ab_html(report, frame))
     assert hostile in loaded.texts["verdict-reason"]  # shown as text, not parsed as a tag
     assert loaded.images_loaded == len(loaded.images) == 3  # no extra <img>
+
+
+# --- the Jinja2 templates --------------------------------------------------------------------
+
+SCRIPT = "<script>alert(1)</script>"
+ESCAPED_SCRIPT = "&lt;script&gt;alert(1)&lt;/script&gt;"
+
+
+def test_a_script_in_a_name_or_a_note_is_escaped_on_both_pages(
+    ab_case: tuple[pd.DataFrame, ABReport], drift_reports: list[dict]
+) -> None:
+    frame = ab_case[0].assign(
+        variant=ab_case[0]["variant"].map({"champion": "champion", "challenger": SCRIPT})
+    )
+    report = ab_report(frame, challenger=SCRIPT)
+    report = dataclasses.replace(report, notes=[*report.notes, f"note {SCRIPT}"])
+    drift = [
+        dict(drift_reports[0], variant=SCRIPT),
+        {"variant": "canary", "window_rows": 3, "status": f"not enough data {SCRIPT}"},
+    ]
+    for page in (render_ab_html(report, frame), render_drift_html(drift)):
+        assert SCRIPT not in page
+        assert ESCAPED_SCRIPT in page
+        assert "script" not in sources(page).tags
+    loaded = load_page(render_ab_html(report, frame))
+    assert loaded.title == f"A/B analysis: {SCRIPT} vs champion"  # text, not a tag
+    assert f"note {SCRIPT}" in loaded.dom.replace("&lt;", "<").replace("&gt;", ">")
+    assert loaded.images_loaded == len(loaded.images) == 3
+
+
+def test_the_csp_blocks_what_the_page_does_not_carry(drift_reports: list[dict]) -> None:
+    # Same-origin URLs a plain page would fetch: the CSP meta (as the template writes it,
+    # quotes escaped as entities) must stop both.
+    probe = '<img src="/probe.png" alt="probe"><script src="/probe.js"></script></main>'
+    page = render_drift_html(drift_reports).replace("</main>", probe)
+    loaded = load_page(page)
+    assert loaded.requests == ["/", "/page.html"]
+    assert loaded.images_loaded == 2  # the two plots, not the probe
+
+
+def test_templates_come_from_the_installed_package_not_the_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ab_case: tuple[pd.DataFrame, ABReport]
+) -> None:
+    decoy = tmp_path / "templates"
+    decoy.mkdir()
+    for name in ("ab_report.html.j2", "base.html.j2", "report.css"):
+        (decoy / name).write_text("DECOY", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    page = render_ab_html(ab_case[1])
+    assert "DECOY" not in page
+    assert 'id="verdict"' in page
+    package = Path(duration_deployment.__file__).resolve().parent / "templates"
+    for name in ("base.html.j2", "macros.html.j2", "ab_report.html.j2", "drift_report.html.j2"):
+        template = ENVIRONMENT.get_template(name)
+        assert Path(str(template.filename)).resolve().parent == package
+
+
+def test_a_report_lacking_a_field_raises_instead_of_printing_nothing(
+    ab_case: tuple[pd.DataFrame, ABReport],
+) -> None:
+    report = ab_case[1]
+    fields = {f.name: getattr(report, f.name) for f in dataclasses.fields(report)}
+    del fields["generated_at"]
+    with pytest.raises(jinja2.UndefinedError, match="generated_at"):
+        render_ab_html(SimpleNamespace(**fields))  # type: ignore[arg-type]
+    status = SimpleNamespace(kind="good", flag="false", headline="No drift detected.")
+    context = {"title": "t", "generated": "", "status": status, "thresholds": (0.1, 0.25)}
+    with pytest.raises(jinja2.UndefinedError, match="variants"):
+        render_template("drift_report.html.j2", **context)
+    # A missing field of a variant's section raises too, not only a missing top-level name.
+    section = SimpleNamespace(key="champion", name="champion", kind="good", status="No drift")
+    with pytest.raises(jinja2.UndefinedError, match="window"):
+        render_template("drift_report.html.j2", **context, variants=[section])
+    render_template("drift_report.html.j2", **context, variants=[])  # complete: renders
+
+
+def test_the_drift_page_takes_the_verdict_from_the_report(drift_windows: dict[str, dict]) -> None:
+    # The page does not re-derive drift: the report's own `drifted` decides, even when a PSI
+    # is above the significant threshold (the core's rule would say drift).
+    report = drift_windows["long_trips"]
+    assert report["features"]["trip_distance"]["psi"] > DEFAULT_PSI_THRESHOLDS[1]
+    page = render_drift_html(dict(report, drifted=False))
+    assert 'data-drifted="false"' in page
+    # Without a verdict the variant is listed as not assessed.
+    unjudged = {k: v for k, v in report.items() if k != "drifted"}
+    assert 'data-drifted="unknown"' in render_drift_html(unjudged)
+    # A window below the core's MIN_WINDOW_ROWS is marked small.
+    assert report["window_rows"] < MIN_WINDOW_ROWS
+    assert "small window" in page
+    large = render_drift_html(dict(report, window_rows=MIN_WINDOW_ROWS))
+    assert "small window" not in large
+    # Other thresholds than the core's would not match the lines drawn: refused.
+    with pytest.raises(ValueError, match="PSI thresholds"):
+        render_drift_html(dict(report, thresholds=[0.2, 0.5]))

@@ -41,6 +41,7 @@ import math
 import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from enum import Enum, StrEnum
 from typing import Any
 
 import numpy as np
@@ -64,9 +65,27 @@ REQUIRED_COLUMNS = (
 METRIC = "squared error (min^2)"
 WELCH = "Welch t-test"
 PAIRED = "paired bootstrap"
-PROMOTE = "promote"
-KEEP_CHAMPION = "keep champion"
-INCONCLUSIVE = "inconclusive"
+
+
+class Verdict(StrEnum):
+    """The A/B verdict: the one place its names are spelled.
+
+    A :class:`~enum.StrEnum`, so a member equals its text (``Verdict.PROMOTE == "promote"``)
+    and serialises to it in JSON (``/ab/report`` answers ``"verdict": "promote"``).
+    """
+
+    #: The challenger's mean squared error is significantly lower (p < alpha).
+    PROMOTE = "promote"
+    #: The challenger's mean squared error is significantly higher (p < alpha).
+    KEEP_CHAMPION = "keep champion"
+    #: Too few labelled rides, no variance, or no significant difference.
+    INCONCLUSIVE = "inconclusive"
+
+
+#: Module-level names of the verdicts, for ``from duration_deployment.analysis import PROMOTE``.
+PROMOTE = Verdict.PROMOTE
+KEEP_CHAMPION = Verdict.KEEP_CHAMPION
+INCONCLUSIVE = Verdict.INCONCLUSIVE
 #: Resamples drawn at once by the paired bootstrap (bounds memory to chunk x rides int64).
 _BOOTSTRAP_CHUNK = 256
 
@@ -135,7 +154,8 @@ class Comparison:
             ``max(0, max(required, min_labelled) - challenger labelled)``; 0 once the verdict
             is ``promote`` or ``keep champion`` (the effect found is larger than the minimum
             detectable one the sample size is planned for).
-        verdict: :data:`PROMOTE`, :data:`KEEP_CHAMPION` or :data:`INCONCLUSIVE`.
+        verdict: A :class:`Verdict` (:data:`PROMOTE`, :data:`KEEP_CHAMPION` or
+            :data:`INCONCLUSIVE`).
         reason: One sentence with the figures behind the verdict.
     """
 
@@ -151,7 +171,7 @@ class Comparison:
     min_detectable_effect: float
     required_labelled_per_variant: int | None
     more_labelled_needed: int | None
-    verdict: str
+    verdict: Verdict
     reason: str
 
 
@@ -618,7 +638,7 @@ def _verdict(
     min_labelled: int,
     required: int | None,
     more: int | None,
-) -> tuple[str, str]:
+) -> tuple[Verdict, str]:
     unit = "pairs of rides" if test.method == PAIRED else "labelled rides"
     counts = (
         f"{test.n_challenger:,} paired rides"
@@ -660,7 +680,10 @@ def _verdict(
 
 
 def _json_safe(value: Any) -> Any:
-    """``value`` with NaN/inf floats as None and numpy scalars as Python ones."""
+    """``value`` with NaN/inf floats as None, numpy scalars as Python ones, enums (the
+    :class:`Verdict`) as their plain values."""
+    if isinstance(value, Enum):
+        return value.value
     if isinstance(value, dict):
         return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

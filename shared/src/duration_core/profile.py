@@ -70,6 +70,9 @@ DRIFT_FEATURES = (*FEATURES, PREDICTION)
 #: PSI bounds: "no shift" < 0.1 <= "moderate" < 0.25 <= "significant" (Siddiqi, *Credit Risk
 #: Scorecards*, Wiley 2006, the usual rule of thumb).
 PSI_THRESHOLDS = (0.1, 0.25)
+#: The PSI levels of :func:`psi_level`, lowest first: a :class:`FeatureDrift`'s ``level`` is
+#: one of them, and the last ("significant") is the one that counts as drift.
+PSI_LEVELS = ("none", "moderate", "significant")
 #: Floor for a share in the PSI, so an empty bin gives a large finite term, not infinity.
 PSI_EPSILON = 1e-4
 #: Quantile bins per numeric feature: deciles of the reference.
@@ -82,7 +85,6 @@ MIN_WINDOW_ROWS = 5_000
 #: ``format`` key written by :meth:`ReferenceProfile.to_dict`.
 PROFILE_FORMAT = "duration-core-profile/1"
 
-_LEVELS = ("none", "moderate", "significant")
 _KEYS = ("rows", "source", "categorical", "numeric", "pu_do_pairs")
 _JSON_INF = {"-Infinity": -math.inf, "Infinity": math.inf}
 
@@ -335,7 +337,19 @@ def psi_level(value: float) -> str:
     The bounds are :data:`PSI_THRESHOLDS` (Siddiqi, *Credit Risk Scorecards*, 2006).
     """
     moderate, significant = PSI_THRESHOLDS
-    return _LEVELS[0] if value < moderate else _LEVELS[1] if value < significant else _LEVELS[2]
+    if value < moderate:
+        return PSI_LEVELS[0]
+    return PSI_LEVELS[1] if value < significant else PSI_LEVELS[2]
+
+
+def unseen_pairs_drifted(share: float, threshold: float) -> bool:
+    """The unseen-pair half of the drift rule: ``share`` (0-1) of a window's rides on zone
+    pairs absent from the profile is above ``threshold`` (0-1; equal is not drift).
+
+    :func:`drift_report` counts a window as drifted when this holds or some distribution's
+    level is ``"significant"``; a report page uses it to say which of the two fired.
+    """
+    return share > threshold
 
 
 def build_profile(rides: pd.DataFrame, predictions: ArrayLike, *, source: str) -> ReferenceProfile:
@@ -458,8 +472,8 @@ def drift_report(
         features=drift,
         unseen_pair_share=unseen_share,
         unseen_pair_threshold=float(unseen_pair_threshold),
-        drifted=any(d.level == _LEVELS[2] for d in drift.values())
-        or unseen_share > unseen_pair_threshold,
+        drifted=any(d.level == PSI_LEVELS[-1] for d in drift.values())
+        or unseen_pairs_drifted(unseen_share, unseen_pair_threshold),
     )
     # The caller decides what drift means to it (a metric, an alert): the library only reports.
     logger.info("window vs the profile of %s: %s", profile.source, report)
