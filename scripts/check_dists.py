@@ -1,16 +1,19 @@
 """Build the distributions and prove they work when installed alone (`tox -e build`).
 
-1. Build the sdist and the wheel of shared/ (duration-core) and level1_devops/
-   (duration-service) with `python -m build` (the wheel is built FROM the sdist, so a file
-   missing from the sdist breaks the wheel too) and run `twine check` when twine is installed.
+1. Build the sdist and the wheel of each of the four distributions (duration-core,
+   duration-service, duration-training, duration-deployment) with `python -m build` (the
+   wheel is built FROM the sdist, so a file missing from the sdist breaks the wheel too)
+   and run `twine check` when twine is installed.
    With uv beside this interpreter (tox deps `build[uv]`) or on PATH, build and the install
    below use it: the same packages, a few times faster; else pip.
 2. Check the archives hold the bundled TLC data (duration_core/data/...).
-3. Make a fresh virtual environment (venv module) and install ONLY the two wheels, their
+3. Make a fresh virtual environment (venv module) and install ONLY the four wheels, their
    dependencies from the package index.
 4. From a temporary folder outside the repository: `duration-train` on the months bundled in
    the installed wheel (--no-download), then `duration-serve` on a free port, wait for /ready,
-   POST one ride to /predict, check the answer, stop the server with SIGTERM.
+   POST one ride to /predict, check the answer, stop the server with SIGTERM; then
+   `duration-pipeline run` into an embedded registry (level 2) and `duration-router` on it
+   (level 3): /ready names the champion, /predict answers with its version.
 
 Exits 0 when every step passed, else 1 with the reason (and the server's log, if it ran).
 Usage: python scripts/check_dists.py [--keep] [--timeout SECONDS]
@@ -38,7 +41,19 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECTS = {"duration-core": ROOT / "shared", "duration-service": ROOT / "level1_devops"}
+PROJECTS = {
+    "duration-core": ROOT / "shared",
+    "duration-service": ROOT / "level1_devops",
+    "duration-training": ROOT / "level2_training",
+    "duration-deployment": ROOT / "level3_deployment",
+}
+#: A file each wheel must hold besides its modules (level 3: the report templates).
+MARKERS = {
+    "duration_service": "duration_service/main.py",
+    "duration_training": "duration_training/pipeline.py",
+    "duration_deployment": "duration_deployment/templates/ab_report.html.j2",
+}
+TOKEN = "check-dists-token-0123456789"  # noqa: S105 (a throwaway router of this check)
 DATA_FILES = (
     "duration_core/data/green_tripdata_2021-01.parquet",
     "duration_core/data/green_tripdata_2021-02.parquet",
@@ -114,18 +129,20 @@ def check_archives(dist_dir: Path) -> list[Path]:
     """The data is in duration-core's wheel and sdist; returns the two wheels."""
     step("check archive contents")
     core_wheel = only(dist_dir, "duration_core-*.whl")
-    service_wheel = only(dist_dir, "duration_service-*.whl")
     core_sdist = only(dist_dir, "duration_core-*.tar.gz")
-    service_sdist = only(dist_dir, "duration_service-*.tar.gz")
 
     with zipfile.ZipFile(core_wheel) as zf:
         names = set(zf.namelist())
     missing = [f for f in DATA_FILES if f not in names]
     if missing:
         raise CheckError(f"{core_wheel.name} lacks the bundled data: {missing}")
-    with zipfile.ZipFile(service_wheel) as zf:
-        if "duration_service/main.py" not in zf.namelist():
-            raise CheckError(f"{service_wheel.name} lacks duration_service/main.py")
+    wheels = [core_wheel]
+    for package, marker in MARKERS.items():
+        wheel = only(dist_dir, f"{package}-*.whl")
+        with zipfile.ZipFile(wheel) as zf:
+            if marker not in zf.namelist():
+                raise CheckError(f"{wheel.name} lacks {marker}")
+        wheels.append(wheel)
 
     with tarfile.open(core_sdist) as tf:
         # Members are named <name>-<version>/src/duration_core/data/...
@@ -133,7 +150,7 @@ def check_archives(dist_dir: Path) -> list[Path]:
     missing = [f for f in DATA_FILES if f"src/{f}" not in names]
     if missing:
         raise CheckError(f"{core_sdist.name} lacks the bundled data: {missing}")
-    for sdist in (core_sdist, service_sdist):
+    for sdist in sorted(dist_dir.glob("*.tar.gz")):
         with tarfile.open(sdist) as tf:
             junk = sorted(
                 {part for m in tf.getmembers() for part in m.name.split("/") if part in CACHES}
@@ -145,7 +162,7 @@ def check_archives(dist_dir: Path) -> list[Path]:
             )
     for path in sorted(dist_dir.iterdir()):
         print(f"    {path.name:55} {path.stat().st_size / 1e6:7.2f} MB")
-    return [core_wheel, service_wheel]
+    return wheels
 
 
 def twine_check(dist_dir: Path) -> None:
@@ -157,8 +174,8 @@ def twine_check(dist_dir: Path) -> None:
 
 
 def make_venv(env_dir: Path, wheels: list[Path], uv: str | None) -> Path:
-    """A fresh venv with the two wheels installed; returns its bin (Scripts) folder."""
-    step(f"fresh venv {env_dir}, install the two wheels only")
+    """A fresh venv with the wheels installed; returns its bin (Scripts) folder."""
+    step(f"fresh venv {env_dir}, install the {len(wheels)} wheels only")
     venv.EnvBuilder(with_pip=uv is None, clear=True).create(env_dir)
     bin_dir = env_dir / ("Scripts" if os.name == "nt" else "bin")
     python = bin_dir / "python"
@@ -191,8 +208,9 @@ def check_installed(bin_dir: Path, work: Path, timeout: float) -> None:
     env = clean_env(DURATION_CACHE_DIR=str(work / "cache"))
     python = bin_dir / "python"
     code = (
-        "import duration_core, duration_service, sys; "
-        "print(duration_core.__file__); print(duration_service.__file__)"
+        "import duration_core, duration_service, duration_training, duration_deployment; "
+        "[print(m.__file__) for m in "
+        "(duration_core, duration_service, duration_training, duration_deployment)]"
     )
     out = run([python, "-c", code], cwd=work, env=env, capture=True)
     prefix = str(bin_dir.parent.resolve())
@@ -256,6 +274,62 @@ def check_installed(bin_dir: Path, work: Path, timeout: float) -> None:
         print(f"--- server log ({log_path}) ---\n{log_path.read_text()}--- end of log ---")
         raise CheckError(f"duration-serve exited with {code} on SIGTERM")
     print(f"    server stopped by SIGTERM (exit {code})")
+    check_levels_2_and_3(bin_dir, work, env, timeout)
+
+
+def check_levels_2_and_3(bin_dir: Path, work: Path, env: dict[str, str], timeout: float) -> None:
+    """``duration-pipeline run`` into an embedded registry, then ``duration-router`` on it."""
+    registry = f"sqlite:///{work / 'mlflow.db'}"
+    step("duration-pipeline run (level 2) into an embedded registry")
+    out = run(
+        [bin_dir / "duration-pipeline", "run", "--train", "green:2021-01", "--val",
+         "green:2021-02", "--candidates", "linear", "--tracking-uri", registry, "--json", "-q"],
+        cwd=work, env=env, capture=True,
+    )  # fmt: skip
+    summary = json.loads(out.strip().splitlines()[-1])
+    version = str(summary.get("registered_version"))
+    if version != "1":
+        raise CheckError(f"duration-pipeline registered {version!r}, not version 1: {out}")
+    print(f"    registered nyc-taxi-duration v{version}")
+    port = free_port()
+    step(f"duration-router (level 3) on 127.0.0.1:{port}")
+    log_path = work / "router.log"
+    with log_path.open("w") as log:
+        router = subprocess.Popen(
+            [str(bin_dir / "duration-router"), "--tracking-uri", registry, "--port", str(port),
+             "--prediction-log", f"sqlite:///{work / 'prediction_log.db'}"],
+            cwd=work, env={**env, "DURATION_ROUTER_TOKEN": TOKEN}, stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + timeout
+        status, body = 0, "no answer"
+        while time.monotonic() < deadline:
+            if router.poll() is not None:
+                raise CheckError(f"duration-router exited with {router.returncode}")
+            with contextlib.suppress(OSError):
+                status, body = request(port, "GET", "/ready")
+                if status == 200:
+                    break
+            time.sleep(0.25)
+        else:
+            raise CheckError(f"router /ready not 200 within {timeout:g} s (last: {status} {body})")
+        if json.loads(body).get("variants") != {"champion": "1"}:
+            raise CheckError(f"the router did not deploy the champion v1: {body}")
+        print(f"    /ready: {body}")
+        status, body = request(port, "POST", "/predict", RIDE)
+        answer = json.loads(body) if status == 200 else {}
+        if (answer.get("variant"), answer.get("model_version")) != ("champion", "1"):
+            raise CheckError(f"router POST /predict answered {status}: {body}")
+        print(f"    POST /predict -> {body}")
+    except BaseException:
+        stop(router)
+        print(f"--- router log ({log_path}) ---\n{log_path.read_text()}--- end of log ---")
+        raise
+    code = stop(router)
+    if code not in (0, -signal.SIGTERM):
+        raise CheckError(f"duration-router exited with {code} on SIGTERM")
+    print(f"    router stopped by SIGTERM (exit {code})")
 
 
 def stop(server: subprocess.Popen[bytes]) -> int:

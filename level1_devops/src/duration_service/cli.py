@@ -18,13 +18,14 @@ from typing import Any
 import uvicorn
 import uvicorn.config
 from pydantic import ValidationError
-from uvicorn.main import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
 from duration_service.config import ENV_PREFIX, Settings
 from duration_service.main import create_app
 
 logger = logging.getLogger("duration_service.cli")
+#: uvicorn's exit code when the server did not start (``uvicorn.main.STARTUP_FAILURE``).
+STARTUP_FAILURE = 3
 
 EPILOG = """environment (an option given on the command line wins):
   --model            DURATION_SERVE_MODEL_PATH
@@ -84,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def warn_unknown_environment() -> None:
     """Warn about ``DURATION_SERVE_*`` variables nothing reads (a typo would otherwise go
-    unnoticed), and about the names of releases before 0.2 (``DURATION_MODEL_PATH``, ...)."""
+    unnoticed), and about the earlier names (``DURATION_MODEL_PATH``, ...)."""
     fields = {name.upper() for name in Settings.model_fields}
     for name in sorted(os.environ):
         if name.startswith(ENV_PREFIX):
@@ -99,7 +100,7 @@ def warn_unknown_environment() -> None:
             )
 
 
-def log_config(level: str) -> dict:
+def log_config(level: str) -> dict[str, Any]:
     """uvicorn's logging set-up, extended to this package and the core library.
 
     uvicorn applies it in every worker process too, so all log lines share one format.

@@ -36,7 +36,7 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -56,16 +56,18 @@ STATUS_ERROR_KINDS = {
 ERROR_KIND = "error_kind"
 
 
-def tag_error(request: object, kind: str) -> None:
+def tag_error(request: Request, kind: str) -> None:
     """Name the kind of error being answered; the middleware counts it once."""
-    request.state.error_kind = kind  # type: ignore[attr-defined]
+    request.state.error_kind = kind
 
 
 class ServiceMetrics:
     """The service's metrics, in a registry of their own (one per app, so tests don't clash)."""
 
     def __init__(self) -> None:
-        disable_created_metrics()  # no *_created series: they double the output for nothing
+        # No *_created series: they double the output for nothing. (prometheus-client leaves
+        # these two functions unannotated.)
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # see above
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "duration_http_requests_total",
@@ -118,7 +120,7 @@ class ServiceMetrics:
         """The exposition text and its content type; all workers' in multiprocess mode."""
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
-            MultiProcessCollector(registry)
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # as above
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 

@@ -72,7 +72,10 @@ class Predictor(Protocol):
 
 def predict_minutes(model: Predictor, records: Sequence[dict[str, Any]]) -> list[float]:
     """Predicted durations (minutes) as plain Python floats, one per record, in order."""
-    return np.asarray(model.pipeline.predict(list(records)), dtype="float64").tolist()
+    minutes: list[float] = np.asarray(
+        model.pipeline.predict(list(records)), dtype="float64"
+    ).tolist()
+    return minutes
 
 
 class PredictionBatcher:

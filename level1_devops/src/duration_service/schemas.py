@@ -47,7 +47,12 @@ Miles = Annotated[
     ),
 ]
 
-RIDE_EXAMPLE = {"PULocationID": 43, "DOLocationID": 151, "trip_distance": 1.5, "ride_id": "r-1"}
+RIDE_EXAMPLE: dict[str, Any] = {
+    "PULocationID": 43,
+    "DOLocationID": 151,
+    "trip_distance": 1.5,
+    "ride_id": "r-1",
+}
 
 
 class Ride(BaseModel):
@@ -123,7 +128,7 @@ def batch_request_model(max_rides: int) -> type[BatchRequest]:
     return create_model(
         "BatchRequest",
         __base__=BatchRequest,
-        __doc__=BatchRequest.__doc__.split("\n\n")[0],
+        __doc__=(BatchRequest.__doc__ or "").split("\n\n")[0],
         rides=(
             list[Ride],
             Field(min_length=1, max_length=max_rides, description=f"1 to {max_rides:,} rides"),

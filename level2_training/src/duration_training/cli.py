@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import mlflow.artifacts
 from pydantic import ValidationError
@@ -113,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.command == "export":
         return _export(args)
-    overrides = {}
+    overrides: dict[str, Any] = {}
     if args.candidates is not None:
         overrides["candidates"] = tuple(c.strip() for c in args.candidates.split(",") if c.strip())
     if args.champion_margin is not None:
@@ -165,6 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"decision: {result.decision}")
     if args.report_dir is not None:
         _write_report(args.report_dir, result.steps.render() + "\n", result.summary())
+    if args.report_dir is not None and result.best is not None:
         mlflow.artifacts.download_artifacts(
             run_id=result.best.run_id, artifact_path="plots", dst_path=str(args.report_dir),
             tracking_uri=result.tracking_uri,
@@ -174,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _write_report(folder: Path | None, steps: str, summary: dict | None = None) -> None:
+def _write_report(folder: Path | None, steps: str, summary: dict[str, Any] | None = None) -> None:
     """The step table (and the summary) as files, for a CI job to upload."""
     if folder is None:
         return

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from duration_core import DurationCoreError
+
+if TYPE_CHECKING:
+    from duration_training.validation import ValidationReport
 
 
 class PipelineError(DurationCoreError):
@@ -16,7 +21,7 @@ class PipelineError(DurationCoreError):
 class DataValidationError(PipelineError):
     """A data check failed; ``report`` holds every check's outcome."""
 
-    def __init__(self, message: str, *, report: object) -> None:
+    def __init__(self, message: str, *, report: ValidationReport) -> None:
         super().__init__(message, step="validate")
         self.report = report
 

@@ -93,7 +93,7 @@ def _export(model_uri: str, out: Path) -> dict[str, Any]:
     return {**metadata, "model_path": str(Path(out).resolve()), "sha256": digest}
 
 
-def _resolve_version(client: MlflowClient, model_uri: str):  # type: ignore[no-untyped-def]
+def _resolve_version(client: MlflowClient, model_uri: str):  # type: ignore[no-untyped-def]  # an MLflow ModelVersion
     """The ModelVersion a ``models:/`` URI names (alias or number), else None."""
     if not model_uri.startswith("models:/"):
         return None

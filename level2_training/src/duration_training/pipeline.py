@@ -303,7 +303,7 @@ def run_pipeline(
             if isinstance(exc.__context__, PipelineError):
                 raise exc.__context__ from None
             error = PipelineError(f"the tracking store {uri} failed: {exc.message}", step="track")
-            error.steps = steps  # type: ignore[attr-defined]
+            error.steps = steps  # type: ignore[attr-defined]  # any exception carries the step table
             raise error from None
     return result
 
@@ -349,7 +349,7 @@ def _fail(exc: BaseException, steps: StepTable) -> None:
         exc.steps = steps  # type: ignore[attr-defined]  # the CLI prints the table
         raise exc
     error = PipelineError(f"{type(exc).__name__}: {reason}", step=step)
-    error.steps = steps  # type: ignore[attr-defined]
+    error.steps = steps  # type: ignore[attr-defined]  # any exception carries the step table
     raise error from exc
 
 

@@ -120,7 +120,7 @@ def _style_sheet() -> Markup:
     Raises:
         RuntimeError: The style sheet holds a ``<``.
     """
-    css, _, _ = ENVIRONMENT.loader.get_source(ENVIRONMENT, "report.css")  # type: ignore[union-attr]
+    css, _, _ = ENVIRONMENT.loader.get_source(ENVIRONMENT, "report.css")  # type: ignore[union-attr]  # the environment has a loader
     if "<" in css:
         raise RuntimeError("templates/report.css must not contain '<' (it is inlined in <style>)")
     return Markup(css)  # noqa: S704 - our own static file, checked above
@@ -287,7 +287,7 @@ def _check_thresholds(report: Mapping[str, Any]) -> None:
 
 def _float(value: object) -> float | None:
     try:
-        number = float(value)  # type: ignore[arg-type]
+        number = float(value)  # type: ignore[arg-type]  # any report value; errors caught
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
@@ -359,7 +359,8 @@ def _drift_status(reports: Sequence[Mapping[str, Any]]) -> DriftStatus:
 def _variant_drift(report: Mapping[str, Any], index: int) -> VariantDrift:
     rows = _float(report.get("window_rows"))
     window = f"{int(rows):,} predictions" if rows is not None else "n/a"
-    span = report.get("window") if isinstance(report.get("window"), Mapping) else {}
+    found = report.get("window")
+    span: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     if span.get("from"):
         window += f" logged {span['from']} to {span.get('to')}"
     if report.get("profile_source"):

@@ -118,7 +118,7 @@ def errors_plot(report: ABReport, frame: pd.DataFrame | None) -> Plot | None:
         mae = float(values.mean())
         ax.hist(
             np.minimum(values, upper),
-            bins=bins,
+            bins=list(bins),
             density=True,
             histtype="step",
             linewidth=1.8,

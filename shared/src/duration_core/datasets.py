@@ -20,6 +20,7 @@ import urllib.request
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -216,7 +217,7 @@ def download_month(
 class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
     """Follows redirects to http(s) addresses only (urllib would also follow ftp://)."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]  # the stdlib's signature
         if not newurl.lower().startswith(("http://", "https://")):
             raise DownloadError(f"{req.full_url} redirected to {newurl}: only http(s) is allowed")
         return super().redirect_request(req, fp, code, msg, headers, newurl)
@@ -225,7 +226,14 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_HttpOnlyRedirects)
 
 
-def _stream(request, out, url: str, *, progress: bool, timeout: float) -> tuple[int, int | None]:
+def _stream(
+    request: urllib.request.Request,
+    out: BinaryIO,
+    url: str,
+    *,
+    progress: bool,
+    timeout: float,
+) -> tuple[int, int | None]:
     """Copy the response body to ``out``; return (bytes received, Content-Length or None)."""
     received = 0
     try:

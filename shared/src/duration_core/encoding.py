@@ -17,6 +17,8 @@ are written directly: about 0.1 ms for one ride, 0.3 s for three million.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -28,7 +30,7 @@ DISTANCE = "trip_distance"
 PAIR = "PU_DO"
 
 
-class RideVectorizer(TransformerMixin, BaseEstimator):
+class RideVectorizer(TransformerMixin, BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
     """``PU_DO`` one-hot + ``trip_distance``: CSR of shape ``(n, k + 1)``, float64.
 
     Input: the feature frame of :func:`duration_core.features.build_features`, ``n`` rows with
@@ -52,7 +54,7 @@ class RideVectorizer(TransformerMixin, BaseEstimator):
     def transform(self, X: pd.DataFrame) -> sp.csr_matrix:  # noqa: N803 (sklearn API)
         """Encode ``n`` feature rows; see the class docstring for the layout."""
         check_is_fitted(self, "categories_")
-        codes = self._index().get_indexer(X[PAIR].to_numpy(dtype=object))
+        codes = self._index().get_indexer(pd.Index(X[PAIR].to_numpy(dtype=object)))
         distance = X[DISTANCE].to_numpy(dtype="float64")
         n, k = len(codes), len(self.categories_)
         known = codes >= 0
@@ -78,9 +80,10 @@ class RideVectorizer(TransformerMixin, BaseEstimator):
         # The hash table lives in the Index; after unpickling it is rebuilt once, here.
         if getattr(self, "_lookup", None) is None:
             self._lookup = pd.Index(self.categories_)
-        return self._lookup
+        lookup: pd.Index = self._lookup
+        return lookup
 
-    def __getstate__(self) -> dict:
-        state = super().__getstate__()
+    def __getstate__(self) -> dict[str, Any]:
+        state: dict[str, Any] = super().__getstate__()
         state.pop("_lookup", None)
         return state

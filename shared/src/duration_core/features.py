@@ -87,7 +87,7 @@ def zone_ids(values: pd.Series, *, name: str) -> pd.Series:
         raise InvalidRidesError(str(exc)) from None
 
 
-def zone_token(zone: object) -> str:
+def zone_token(zone: Any) -> str:
     """One zone's category token: ``132`` -> ``"132"``, null -> :data:`MISSING_ZONE`."""
     return MISSING_ZONE if pd.isna(zone) else str(int(zone))
 
@@ -102,8 +102,11 @@ def pair_tokens(pickup: pd.Series, dropoff: pd.Series) -> np.ndarray:
     do_codes, do_zones = pd.factorize(dropoff, use_na_sentinel=False)
     width = max(len(do_zones), 1)
     pair_codes, pairs = pd.factorize(pu_codes.astype("int64") * width + do_codes)
-    tokens = np.array(
-        [f"{zone_token(pu_zones[p // width])}_{zone_token(do_zones[p % width])}" for p in pairs],
+    tokens: np.ndarray = np.array(
+        [
+            f"{zone_token(pu_zones[int(p) // width])}_{zone_token(do_zones[int(p) % width])}"
+            for p in pairs
+        ],
         dtype=object,
     )
     return tokens[pair_codes]
@@ -153,7 +156,7 @@ def build_features(rides: Rides, *, zones: bool = False) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-class RideFeatures(TransformerMixin, BaseEstimator):
+class RideFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
     """scikit-learn transformer wrapping :func:`build_features`; it learns nothing.
 
     ``transform`` takes a DataFrame or a list of ride dicts (shape ``(n,)`` records) and
@@ -178,7 +181,7 @@ class RideFeatures(TransformerMixin, BaseEstimator):
         names = FEATURE_COLUMNS + (ZONE_COLUMNS if getattr(self, "zones", False) else ())
         return np.asarray(names, dtype=object)
 
-    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]  # sklearn.utils.Tags, untyped
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
         return tags

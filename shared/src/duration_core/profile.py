@@ -527,7 +527,8 @@ def _quantile_edges(values: np.ndarray) -> list[float]:
 def _bin_shares(values: np.ndarray, edges: Sequence[float]) -> np.ndarray:
     """Share of ``values`` in each bin ``(edges[i], edges[i + 1]]``."""
     index = np.searchsorted(np.asarray(edges[1:-1], dtype="float64"), values, side="left")
-    return np.bincount(index, minlength=len(edges) - 1) / len(values)
+    shares: np.ndarray = np.bincount(index, minlength=len(edges) - 1) / len(values)
+    return shares
 
 
 def _shares(values: ArrayLike, name: str) -> np.ndarray:
@@ -542,15 +543,16 @@ def _shares(values: ArrayLike, name: str) -> np.ndarray:
     total = array.sum()
     if total <= 0:
         raise ValueError(f"{name} sums to 0: there is no distribution to compare")
-    return array / total
+    shares: np.ndarray = array / total
+    return shares
 
 
 def _is_int(value: object) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+    return bool(isinstance(value, int | np.integer) and not isinstance(value, bool))
 
 
 def _is_share(value: object) -> bool:
-    return (
+    return bool(
         isinstance(value, int | float | np.integer | np.floating)
         and not isinstance(value, bool)
         and math.isfinite(value)

@@ -113,18 +113,22 @@ def train_model(
     sources = [train] if isinstance(train, str | os.PathLike | TripMonth) else list(train)
     if not sources:
         raise ValueError("at least one training source is needed")
-    options = {
-        "min_duration": min_duration,
-        "max_duration": max_duration,
-        "cache_dir": cache_dir,
-        "download": download,
-    }
+
+    def read(source: str | os.PathLike[str] | TripMonth) -> TripData:
+        return load_trips(
+            source,
+            min_duration=min_duration,
+            max_duration=max_duration,
+            cache_dir=cache_dir,
+            download=download,
+        )
+
     pipeline = build_pipeline(model, **(params or {}))
     timings: dict[str, float] = {}
 
     start = time.perf_counter()
-    train_data = [load_trips(s, **options) for s in sources]
-    val_data = load_trips(val, **options)
+    train_data = [read(s) for s in sources]
+    val_data = read(val)
     timings["read"] = time.perf_counter() - start
     seen: dict[str, Path] = {}
     for data in train_data:

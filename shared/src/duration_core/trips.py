@@ -208,9 +208,9 @@ def load_trips(
     check_duration_bounds(min_duration, max_duration)
     parsed = parse_source(source)
     month = parsed if isinstance(parsed, TripMonth) else None
-    if month is not None:
-        path = resolve_month(month, cache_dir=cache_dir, download=download)
-        service = service or month.service
+    if isinstance(parsed, TripMonth):
+        path = resolve_month(parsed, cache_dir=cache_dir, download=download)
+        service = service or parsed.service
     else:
         path = parsed
     _check_is_file(path, source)
@@ -252,7 +252,7 @@ def read_trips(source: str | os.PathLike[str] | TripMonth, **kwargs: object) -> 
 
     Takes the same arguments and raises the same errors as :func:`load_trips`.
     """
-    return load_trips(source, **kwargs).rides  # type: ignore[arg-type]
+    return load_trips(source, **kwargs).rides  # type: ignore[arg-type]  # load_trips checks them
 
 
 def check_duration_bounds(min_duration: float, max_duration: float) -> None:

@@ -19,7 +19,8 @@ from duration_service.model_state import ModelState, PredictionBatcher
 
 async def get_state(request: Request) -> ModelState:
     """The model state the app loaded at start-up."""
-    return request.app.state.model_state
+    state: ModelState = request.app.state.model_state
+    return state
 
 
 async def get_model(request: Request) -> LoadedModel:
@@ -36,22 +37,26 @@ async def get_model(request: Request) -> LoadedModel:
 
 async def get_batcher(request: Request) -> PredictionBatcher:
     """The micro-batcher of single-ride predictions (exists only when a model is loaded)."""
-    return request.app.state.batcher
+    batcher: PredictionBatcher = request.app.state.batcher
+    return batcher
 
 
 async def get_batch_limiter(request: Request) -> anyio.CapacityLimiter:
     """One batch prediction thread at a time, per process (created in the lifespan)."""
-    return request.app.state.batch_limiter
+    limiter: anyio.CapacityLimiter = request.app.state.batch_limiter
+    return limiter
 
 
 async def get_app_settings(request: Request) -> Settings:
     """The settings the app was created with."""
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 async def get_metrics(request: Request) -> ServiceMetrics:
     """The app's Prometheus metrics."""
-    return request.app.state.metrics
+    metrics: ServiceMetrics = request.app.state.metrics
+    return metrics
 
 
 StateDep = Annotated[ModelState, Depends(get_state)]

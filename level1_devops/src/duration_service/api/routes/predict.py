@@ -4,6 +4,8 @@ No ``from __future__ import annotations`` here: FastAPI must see the batch model
 :func:`build_router` makes at run time, not its name as a string.
 """
 
+from typing import Any
+
 import anyio.to_thread
 from fastapi import APIRouter
 
@@ -22,7 +24,7 @@ from duration_service.schemas import (
     batch_request_model,
 )
 
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     422: {
         "model": ErrorResponse,
         "description": "a field is missing, of the wrong type or out of range",
@@ -45,7 +47,7 @@ ERRORS = {
 }
 
 
-BATCH_ERRORS = {
+BATCH_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,
     422: {
         "model": ErrorResponse,
@@ -71,7 +73,7 @@ def build_router(max_batch_size: int) -> APIRouter:
 
     @router.post("/predict/batch", response_model=BatchPrediction, responses=BATCH_ERRORS)
     async def predict_batch(
-        batch: batch_model,  # type: ignore[valid-type]
+        batch: batch_model,  # type: ignore[valid-type]  # a class made at run time
         model: ModelDep,
         metrics: MetricsDep,
         limiter: BatchLimiterDep,
@@ -80,14 +82,15 @@ def build_router(max_batch_size: int) -> APIRouter:
         # A large batch takes milliseconds of CPU: run it off the event loop so single-ride
         # requests keep flowing meanwhile, one batch at a time (first come, first served:
         # under the GIL, concurrent batches would all finish late together).
-        records = [r.record() for r in batch.rides]
+        rides: list[Ride] = batch.rides  # type: ignore[attr-defined]  # the run-time class has it
+        records = [r.record() for r in rides]
         minutes = await anyio.to_thread.run_sync(predict_minutes, model, records, limiter=limiter)
         metrics.observe_predictions("/predict/batch", minutes)
         version = model.version
         return BatchPrediction(
             predictions=[
                 Prediction(duration=m, model_version=version, ride_id=r.ride_id)
-                for m, r in zip(minutes, batch.rides, strict=True)
+                for m, r in zip(minutes, rides, strict=True)
             ],
             model_version=version,
             count=len(minutes),
