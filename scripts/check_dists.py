@@ -243,18 +243,7 @@ def check_installed(bin_dir: Path, work: Path, timeout: float) -> None:
             cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + timeout
-        status, body = 0, "no answer"
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                raise CheckError(f"duration-serve exited with {server.returncode} before /ready")
-            with contextlib.suppress(OSError):
-                status, body = request(port, "GET", "/ready")
-                if status == 200:
-                    break
-            time.sleep(0.25)
-        else:
-            raise CheckError(f"/ready not 200 within {timeout:g} s (last: {status} {body})")
+        body = wait_ready("duration-serve", server, port, timeout)
         print(f"    /ready: {body}")
 
         status, body = request(port, "POST", "/predict", RIDE)
@@ -302,18 +291,7 @@ def check_levels_2_and_3(bin_dir: Path, work: Path, env: dict[str, str], timeout
             stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + timeout
-        status, body = 0, "no answer"
-        while time.monotonic() < deadline:
-            if router.poll() is not None:
-                raise CheckError(f"duration-router exited with {router.returncode}")
-            with contextlib.suppress(OSError):
-                status, body = request(port, "GET", "/ready")
-                if status == 200:
-                    break
-            time.sleep(0.25)
-        else:
-            raise CheckError(f"router /ready not 200 within {timeout:g} s (last: {status} {body})")
+        body = wait_ready("duration-router", router, port, timeout)
         if json.loads(body).get("variants") != {"champion": "1"}:
             raise CheckError(f"the router did not deploy the champion v1: {body}")
         print(f"    /ready: {body}")
@@ -330,6 +308,25 @@ def check_levels_2_and_3(bin_dir: Path, work: Path, env: dict[str, str], timeout
     if code not in (0, -signal.SIGTERM):
         raise CheckError(f"duration-router exited with {code} on SIGTERM")
     print(f"    router stopped by SIGTERM (exit {code})")
+
+
+def wait_ready(name: str, server: subprocess.Popen[bytes], port: int, timeout: float) -> str:
+    """Poll ``GET /ready`` until it answers 200; return its body.
+
+    Raises:
+        CheckError: The process exited first, or ``timeout`` seconds passed.
+    """
+    deadline = time.monotonic() + timeout
+    status, body = 0, "no answer"
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise CheckError(f"{name} exited with {server.returncode} before /ready")
+        with contextlib.suppress(OSError):
+            status, body = request(port, "GET", "/ready")
+            if status == 200:
+                return body
+        time.sleep(0.25)
+    raise CheckError(f"{name} /ready not 200 within {timeout:g} s (last: {status} {body})")
 
 
 def stop(server: subprocess.Popen[bytes]) -> int:

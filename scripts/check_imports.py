@@ -15,7 +15,7 @@ PACKAGES = ("duration_core", "duration_service", "duration_training", "duration_
 
 def cycles(packages: tuple[str, ...] = PACKAGES) -> list[list[str]]:
     """Every import cycle, as ``[a, b, ..., a]``, each listed once (from its first module)."""
-    graph = grimp.build_graph(*packages, include_external_packages=False)
+    graph = grimp.build_graph(*packages, include_external_packages=False, cache_dir=None)
     found: dict[frozenset[str], list[str]] = {}
     for importer in sorted(graph.modules):
         for imported in sorted(graph.find_modules_directly_imported_by(importer)):
