@@ -32,6 +32,9 @@ def test_a_live_router_conforms_to_its_openapi_document(registry_uri: str, tmp_p
         **os.environ,
         "DURATION_ROUTER_TOKEN": TOKEN,
         "DURATION_ROUTER_MODEL_CACHE_DIR": str(tmp_path / "cache"),
+        # The smoke test's 2 s budget is not what this test checks: on a loaded CI machine the
+        # gbm challenger's first predictions can take longer.
+        "DURATION_ROUTER_SMOKE_MAX_SECONDS": "60",
     }
     log = tmp_path / "router.log"
     process = subprocess.Popen(
@@ -45,7 +48,8 @@ def test_a_live_router_conforms_to_its_openapi_document(registry_uri: str, tmp_p
     )  # fmt: skip
     try:
         wait_until_answers(f"{url}/ready", process, log)
-        assert httpx.get(f"{url}/ready").json()["variants"] == {"champion": "1", "challenger": "2"}
+        variants = httpx.get(f"{url}/ready").json()["variants"]
+        assert variants == {"champion": "1", "challenger": "2"}, log.read_text()[-3000:]
         done = subprocess.run(
             [
                 str(BIN / "schemathesis"), "run", f"{url}/openapi.json",
