@@ -102,8 +102,16 @@ def test_action_values_are_what_the_history_stores() -> None:
                                             "challenger": ("2", 0.0, True)}),
          StartPlan((Wanted("champion", "1", 0.9), Wanted("challenger", "2", 0.1)),
                    restored=False)),
+        # v2 deployed as champion while it was the challenger: both aliases name v2, and the
+        # saved table (both slots v2, another variant) is restored whole.
+        ("2", "2", entry(0, Action.DEPLOY, {"champion": ("2", 0.5, False),
+                                            "challenger": ("2", 0.3, False),
+                                            "w1": ("1", 0.2, False)}),
+         StartPlan((Wanted("champion", "2", 0.5), Wanted("challenger", "2", 0.3),
+                    Wanted("w1", "1", 0.2)), restored=True)),
     ],
-    ids=["defaults", "same-version", "restored", "changed", "shadow-challenger"],
+    ids=["defaults", "same-version", "restored", "changed", "shadow-challenger",
+         "both-aliases-on-one-version"],
 )  # fmt: skip
 def test_start_plan(
     champion: str, challenger: str, last: dict[str, Any] | None, expected: StartPlan

@@ -66,16 +66,19 @@ def plan_start(
     champion without a challenger). A challenger equal to the champion (level 2 leaves both
     aliases on a first version) is no challenger.
     """
-    if challenger == champion:
-        challenger = None
     saved: dict[str, Any] = (last_event or {}).get("table_after", {})
     saved_challenger = saved.get(CHALLENGER, {})
     saved_live_challenger = (
         saved_challenger.get("model_version") if not saved_challenger.get("shadow") else None
     )
-    if saved.get(CHAMPION, {}).get("model_version") == champion and (
-        saved_live_challenger == challenger
-    ):
+    # Both aliases on one version match a table with that version in both slots, or with the
+    # champion alone (level 2's first version).
+    challenger_matches = saved_live_challenger == challenger or (
+        challenger == champion and saved_live_challenger is None
+    )
+    if challenger == champion:
+        challenger = None
+    if saved.get(CHAMPION, {}).get("model_version") == champion and challenger_matches:
         wanted = tuple(
             Wanted(name, e["model_version"], float(e["weight"]), bool(e["shadow"]))
             for name, e in saved.items()
