@@ -19,6 +19,7 @@ from sklearn.pipeline import Pipeline
 from duration_core import save_model
 from duration_core.artifact import library_versions
 from duration_training.errors import PipelineError
+from duration_training.packaging import load_pipeline
 from duration_training.tracking import absolute_sqlite, resolve_tracking_uri, tracking
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def _export(model_uri: str, out: Path) -> dict[str, Any]:
     try:
         version = _resolve_version(client, model_uri)
         info = mlflow.models.get_model_info(model_uri)
-        pipeline = mlflow.sklearn.load_model(model_uri)
+        pipeline = load_pipeline(model_uri)
     except MlflowException as exc:
         raise PipelineError(f"cannot load {model_uri}: {exc.message}", step="export") from None
     trained_with = info.flavors.get("sklearn", {}).get("sklearn_version")

@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -24,7 +24,6 @@ import mlflow.artifacts
 import mlflow.sklearn
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from sklearn.pipeline import Pipeline
 
@@ -43,6 +42,7 @@ from duration_core.profile import build_profile
 from duration_training import plots
 from duration_training.config import PipelineConfig
 from duration_training.errors import DataValidationError, PipelineError
+from duration_training.packaging import SIGNATURE, code_folder, load_pipeline, model_requirements
 from duration_training.steps import StepTable
 from duration_training.tracking import (
     MODEL_SHA256_TAG,
@@ -181,25 +181,23 @@ def train_candidates(rides: pd.DataFrame, val: TripData, config: PipelineConfig)
 def register(best: Candidate, example: pd.DataFrame, config: PipelineConfig) -> str:
     """Log the best pipeline with a signature and input example, register it, return its version.
 
-    The caller then moves the alias ``challenger`` to it (:func:`_run_steps`), so that a failure
-    in between still knows which version to roll back.
+    The version is self-contained (:mod:`duration_training.packaging`): the library's code is
+    in it and its ``requirements.txt`` holds only packages from PyPI. The caller then moves the
+    alias ``challenger`` to it (:func:`_run_steps`), so that a failure in between still knows
+    which version to roll back.
     """
-    signature = infer_signature(example, best.pipeline.predict(example))
-    info = mlflow.sklearn.log_model(
-        best.pipeline,
-        name="model",
-        signature=signature,
-        input_example=example,
-        # MLflow writes scikit-learn models with skops, which loads only types it is told to
-        # trust: the project's own pipeline steps and the scikit-learn internals they hold.
-        skops_trusted_types=TRUSTED_TYPES,
-        pip_requirements=[
-            f"duration-core=={version('duration-core')}",
-            f"scikit-learn=={version('scikit-learn')}",
-            f"pandas=={version('pandas')}",
-            f"numpy=={version('numpy')}",
-        ],
-    )
+    with tempfile.TemporaryDirectory() as code:
+        info = mlflow.sklearn.log_model(
+            best.pipeline,
+            name="model",
+            signature=SIGNATURE,
+            input_example=example,
+            # MLflow writes scikit-learn models with skops, which loads only types it is told
+            # to trust: the project's own pipeline steps and the scikit-learn internals they hold.
+            skops_trusted_types=TRUSTED_TYPES,
+            code_paths=[str(code_folder(Path(code)))],
+            pip_requirements=model_requirements(),
+        )
     registered = mlflow.register_model(info.model_uri, config.model_name)
     number = str(registered.version)
     # Digest of the files as stored, read back from the store: what a deployment downloads
@@ -229,7 +227,7 @@ def decide(
     if current is None:
         promoted, why = True, "no champion yet"
     else:
-        champion = mlflow.sklearn.load_model(f"models:/{name}@champion")
+        champion = load_pipeline(f"models:/{name}@champion")
         champion_rmse = evaluate(val.rides["duration"].to_numpy(), champion.predict(val.rides)).rmse
         bar = champion_rmse * (1 - config.champion_margin)
         promoted = new_rmse < bar and config.offline_promotion
@@ -396,9 +394,12 @@ def _run_steps(
         mlflow.set_tag("best_model", best.name)
         step.note = f"best {best.name}: RMSE {best.metrics.rmse:.4f} min"
     with steps.run("register") as step:
-        # Zones as doubles in the signature: a zone may be missing (NaN), and MLflow's schema
-        # enforcement accepts integers where doubles are declared, not the other way round.
-        example = rides[list(RIDE_FIELDS)].head(5).astype("float64")
+        # The services' types (packaging.SIGNATURE): integer zones, a double distance.
+        example = (
+            rides[list(RIDE_FIELDS)]
+            .head(5)
+            .astype({"PULocationID": "int64", "DOLocationID": "int64", "trip_distance": "float64"})
+        )
         client = MlflowClient()
         result.aliases_before = {
             alias: alias_version(client, config.model_name, alias)

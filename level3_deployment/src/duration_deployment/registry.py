@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import mlflow.artifacts
-import mlflow.sklearn
 import numpy as np
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model
@@ -36,6 +35,7 @@ from duration_core import DurationCoreError
 from duration_core.artifact import library_versions
 from duration_core.profile import ReferenceProfile
 from duration_deployment.errors import DeploymentError, NotFoundError, RegistryUnavailableError
+from duration_training import packaging
 from duration_training.pipeline import PROFILE_ARTIFACT
 from duration_training.tracking import (
     MODEL_SHA256_TAG,
@@ -416,6 +416,6 @@ class Registry:
 def load_pipeline(folder: Path) -> Any:
     """Load the scikit-learn pipeline MLflow saved in ``folder`` (skops: trusted types only)."""
     try:
-        return mlflow.sklearn.load_model(str(folder))
+        return packaging.load_pipeline(str(folder))
     except Exception as exc:
         raise DeploymentError(f"cannot load the model in {folder.name}: {exc}") from None
