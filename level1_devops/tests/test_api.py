@@ -357,8 +357,10 @@ def test_every_route_has_examples(client) -> None:
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
             if "requestBody" in operation:
-                ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
-                assert components[ref.rsplit("/", 1)[1]].get("examples"), (method, path)
+                body = operation["requestBody"]["content"]["application/json"]["schema"]
+                if "$ref" in body:  # a model's schema, else an inline one (the protocols')
+                    body = components[body["$ref"].rsplit("/", 1)[1]]
+                assert body.get("examples"), (method, path)
             content = operation["responses"]["200"]["content"]
             media = next(iter(content.values()))
             ref = media.get("schema", {}).get("$ref")

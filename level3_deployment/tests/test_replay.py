@@ -91,7 +91,7 @@ def test_gbm_challenger_beats_the_linear_champion_on_a_replayed_month(
     assert again["comparison"]["difference"] == comparison["difference"]
     assert again["comparison"]["verdict"] == "promote"
     assert any(
-        "left out: 1,000 predictions forced with X-Model-Variant" in note
+        "left out: 1,000 predictions forced to a variant (X-Model-Variant" in note
         and "1,000 repeated predictions" in note
         for note in again["notes"]
     )

@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from duration_core import MODEL_NAME
+
 #: Environment prefix of ``duration-serve``'s settings.
 ENV_PREFIX = "DURATION_SERVE_"
 
@@ -58,6 +60,8 @@ class Settings(ServiceSettings):
         model_sha256: Expected sha256 of the artifact (full or a prefix of at least 12 hex
             digits); when set, any other file is refused.
         workers: uvicorn worker processes.
+        model_name: The model's name in the inference protocols (``/v2/models/{name}``),
+            the registered model's name by default.
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
@@ -65,6 +69,7 @@ class Settings(ServiceSettings):
     model_path: Path = Path("models/model.zip")
     model_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{12,64}$")
     workers: int = Field(default=1, ge=1, le=64)
+    model_name: str = Field(default=MODEL_NAME, pattern=r"^[A-Za-z0-9._-]{1,100}$")
 
 
 @lru_cache

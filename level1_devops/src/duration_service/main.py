@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request
@@ -16,8 +15,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
 from duration_core import __version__ as core_version
-from duration_service.api.routes import ops, predict
+from duration_service.api.routes import mlflow_protocol, open_inference, ops, predict
 from duration_service.config import Settings, get_settings
+from duration_service.field_errors import field_errors, summary
 from duration_service.metrics import (
     BodySizeLimitMiddleware,
     MetricsMiddleware,
@@ -25,6 +25,8 @@ from duration_service.metrics import (
     tag_error,
 )
 from duration_service.model_state import ModelState, PredictionBatcher
+from duration_service.protocols.rides import JSON_ONLY, is_json_media
+from duration_service.protocols.scoring import ModelScorer
 from duration_service.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -32,7 +34,8 @@ logger = logging.getLogger(__name__)
 DESCRIPTION = """
 Level 1 of the MLOps maturity ladder: the NYC taxi trip-duration model (minutes), trained by
 `duration-train` from TLC trip records, served over HTTP. Zones are TLC taxi zone IDs 1-265;
-distances are miles. Unknown fields are rejected.
+distances are miles. Unknown fields are rejected. Beside its own `/predict`, the service speaks
+MLflow's scoring protocol (`POST /invocations`) and the Open Inference Protocol V2 (`/v2/...`).
 """
 
 
@@ -56,6 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.model_state = state
         app.state.batcher = PredictionBatcher(state.model) if state.model else None
         app.state.batch_limiter = anyio.CapacityLimiter(1)
+        app.state.scorer = ModelScorer(
+            settings.model_name, state, app.state.batcher, app.state.batch_limiter, metrics
+        )
         if state.model is not None:
             meta = state.model.metadata
             metrics.model_info.labels(
@@ -76,30 +82,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.include_router(predict.build_router(settings.max_batch_size))
     app.include_router(ops.router)
+    app.include_router(mlflow_protocol.build_router(settings.max_batch_size))
+    app.include_router(open_inference.build_router("duration-serve", settings.max_batch_size))
     # The last added is the outermost: the metrics also count the size limit's 413s.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     add_error_handlers(app)
     return app
-
-
-#: At most this many field errors are listed in a 422 (a 10,000-ride batch of bad rides
-#: would otherwise answer megabytes of them).
-MAX_LISTED_ERRORS = 100
-MAX_FIELD_NAME = 100
-
-
-def field_name(loc: Sequence[Any]) -> str:
-    """``("body", "rides", 3, "trip_distance")`` -> ``"rides[3].trip_distance"``."""
-    parts = list(loc[1:] if loc and loc[0] in ("body", "query", "path") else loc)
-    name = ""
-    for part in parts:
-        if isinstance(part, int):
-            name += f"[{part}]"
-        else:
-            name += f".{part}" if name else str(part)
-    name = name or "body"
-    return name if len(name) <= MAX_FIELD_NAME else name[:MAX_FIELD_NAME] + "..."
 
 
 def allowed_methods(app: FastAPI, path: str) -> list[str]:
@@ -110,11 +99,6 @@ def allowed_methods(app: FastAPI, path: str) -> list[str]:
         if regex.match(path):
             return sorted(method.upper() for method in operations)
     return []
-
-
-def _is_json(request: Request) -> bool:
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    return media == "application/json" or media.endswith("+json")
 
 
 def add_error_handlers(app: FastAPI) -> None:
@@ -132,22 +116,14 @@ def add_error_handlers(app: FastAPI) -> None:
             reason = invalid_json.get("ctx", {}).get("error", "")
             detail = f"request body is not valid JSON: {reason}{where}"
             return JSONResponse(status_code=400, content={"detail": detail, "errors": []})
-        if not _is_json(request) and any(tuple(e.get("loc", ())) == ("body",) for e in errors):
+        if not is_json_media(request.headers.get("content-type")) and any(
+            tuple(e.get("loc", ())) == ("body",) for e in errors
+        ):
             tag_error(request, "unsupported_media_type")
-            detail = "the body must be JSON, sent with Content-Type: application/json"
-            return JSONResponse(status_code=415, content={"detail": detail, "errors": []})
+            return JSONResponse(status_code=415, content={"detail": JSON_ONLY, "errors": []})
         tag_error(request, "validation")
-        fields = [
-            {
-                "field": field_name(e.get("loc", ())),
-                "message": e.get("msg", ""),
-                "type": e.get("type", ""),
-            }
-            for e in errors[:MAX_LISTED_ERRORS]
-        ]
-        detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
-        if len(errors) > 5:
-            detail += f"; and {len(errors) - 5:,} more"
+        fields = field_errors(errors)
+        detail = summary(fields, len(errors))
         return JSONResponse(status_code=422, content={"detail": detail, "errors": fields})
 
     @app.exception_handler(StarletteHTTPException)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from duration_core.model import REGRESSORS
+from duration_core.model import MODEL_NAME, REGRESSORS
 
 
 class PipelineConfig(BaseSettings):
@@ -32,8 +32,8 @@ class PipelineConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DURATION_PIPELINE_", extra="ignore")
 
     tracking_uri: str | None = None
-    experiment: str = "nyc-taxi-duration"
-    model_name: str = "nyc-taxi-duration"
+    experiment: str = MODEL_NAME
+    model_name: str = MODEL_NAME
     candidates: tuple[str, ...] = ("linear", "lasso", "ridge", "gbm")
     min_rides: int = Field(default=1_000, ge=1)
     min_kept_share: float = Field(default=0.9, ge=0, le=1, allow_inf_nan=False)

@@ -16,7 +16,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from sklearn.pipeline import Pipeline
 
-from duration_core import save_model
+from duration_core import MODEL_NAME, save_model
 from duration_core.artifact import library_versions
 from duration_training.errors import PipelineError
 from duration_training.packaging import load_pipeline
@@ -30,7 +30,7 @@ def export_model(
     out: str | Path,
     *,
     tracking_uri: str | None = None,
-    experiment: str = "nyc-taxi-duration",
+    experiment: str = MODEL_NAME,
 ) -> dict[str, Any]:
     """Load ``model_uri`` (``models:/name@alias`` or ``models:/name/version``) and save it as
     a ``duration-core`` artifact at ``out``; return a summary (version, run id, sha256).

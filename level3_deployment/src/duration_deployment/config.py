@@ -9,12 +9,13 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from duration_core import MODEL_NAME
 from duration_service.config import ServiceSettings
 
 #: Environment prefix of the router's settings (and of duration-deploy's URL and token).
 ENV_PREFIX = "DURATION_ROUTER_"
 #: The registered model of the ladder (level 2's ``duration-pipeline`` registers it).
-DEFAULT_MODEL_NAME = "nyc-taxi-duration"
+DEFAULT_MODEL_NAME = MODEL_NAME
 
 
 class RouterSettings(ServiceSettings):

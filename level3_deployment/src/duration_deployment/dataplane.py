@@ -111,9 +111,11 @@ class DataPlane:
 
     # -- the two calls --------------------------------------------------------------------
 
-    async def predict(self, ride: Ride, forced: str | None = None) -> RoutedPrediction:
+    async def predict(
+        self, ride: Ride, forced: str | None = None, route: str = "/predict"
+    ) -> RoutedPrediction:
         """Predict one ride (minutes) with the variant the split (or ``forced``) picks; a
-        failing variant is replaced by the champion."""
+        failing variant is replaced by the champion. ``route`` labels the metrics."""
         table = self.manager.table
         variant = pick(table, ride.ride_id, forced)
         chosen = forced is not None  # logged: the A/B test leaves forced rides out
@@ -134,7 +136,7 @@ class DataPlane:
         minutes = cast(float, outcome.minutes[0])  # no error: a finite prediction
         self._log(request_id, [ride], variant, outcome, forced=chosen)
         self._account(variant, outcome)
-        self.metrics.observe_predictions("/predict", (minutes,))
+        self.metrics.observe_predictions(route, (minutes,))
         self._spawn_shadows(table, [ride], request_id)
         return RoutedPrediction(
             duration=minutes,
@@ -143,9 +145,12 @@ class DataPlane:
             ride_id=ride.ride_id,
         )
 
-    async def predict_batch(self, rides: Sequence[Ride], forced: str | None = None) -> RoutedBatch:
+    async def predict_batch(
+        self, rides: Sequence[Ride], forced: str | None = None, route: str = "/predict/batch"
+    ) -> RoutedBatch:
         """Predict each ride (minutes), each with its own variant, as one batch per variant;
-        rides a variant failed on go to the champion. The answer keeps the request's order."""
+        rides a variant failed on go to the champion. The answer keeps the request's order;
+        ``route`` labels the metrics."""
         table = self.manager.table
         picked = [pick(table, r.ride_id, forced) for r in rides]
         chosen = forced is not None
@@ -181,7 +186,7 @@ class DataPlane:
             self._row(request_id, ride, variant, value, latency_ms, None, forced=chosen)
             for ride, (variant, value, latency_ms) in zip(rides, done, strict=True)
         )
-        self.metrics.observe_predictions("/predict/batch", [a[1] for a in done])
+        self.metrics.observe_predictions(route, [a[1] for a in done])
         self._spawn_shadows(table, rides, request_id)
         return RoutedBatch(
             predictions=[

@@ -3,8 +3,9 @@
 The statistics are :mod:`duration_deployment.analysis`'s; this module decides which logged
 predictions they see. An experiment is the run of history entries with today's champion and
 challenger versions (:func:`duration_deployment.history.experiment_start`); within it, a ride
-counts once, at its first routed prediction, and predictions forced with ``X-Model-Variant``
-are left out (they are not randomised).
+counts once, at its first routed prediction, and predictions forced to a variant (the
+``X-Model-Variant`` header, or a protocol route naming a model version) are left out (they are
+not randomised).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ class LeftOut:
     """Logged predictions an A/B test may not use.
 
     Attributes:
-        forced: Predictions forced with ``X-Model-Variant``.
+        forced: Predictions forced to a variant (``X-Model-Variant``, or a versioned protocol
+            route such as ``/v2/models/{name}/versions/{v}/infer``).
         repeated: Later predictions of a ride id already predicted (by the same kind of
             variant: live, or the same shadow).
     """
@@ -37,9 +39,9 @@ class LeftOut:
         if not (self.forced or self.repeated):
             return None
         return (
-            f"left out: {self.forced:,} predictions forced with {VARIANT_HEADER} (not "
-            f"randomised) and {self.repeated:,} repeated predictions of a ride already "
-            "predicted (only a ride's first assignment counts)"
+            f"left out: {self.forced:,} predictions forced to a variant ({VARIANT_HEADER} "
+            f"or a versioned protocol route: not randomised) and {self.repeated:,} repeated "
+            "predictions of a ride already predicted (only a ride's first assignment counts)"
         )
 
 

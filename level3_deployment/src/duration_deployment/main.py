@@ -27,6 +27,8 @@ from duration_deployment.manager import DeploymentManager
 from duration_deployment.metrics import RouterMetrics
 from duration_deployment.prediction_log import PredictionLog
 from duration_deployment.registry import Registry
+from duration_deployment.scoring import RouterScorer
+from duration_service.api.routes import mlflow_protocol, open_inference
 from duration_service.main import add_error_handlers
 from duration_service.metrics import BodySizeLimitMiddleware, MetricsMiddleware, tag_error
 
@@ -36,7 +38,8 @@ DESCRIPTION = """
 Level 3 of the MLOps maturity ladder: registered versions of the NYC taxi trip-duration model
 (minutes) behind one API, split by weight with sticky assignment by `ride_id`, shadow variants,
 a prediction log, A/B analysis, guardrails and drift monitoring. Control routes need
-`Authorization: Bearer <token>`.
+`Authorization: Bearer <token>`. MLflow's scoring protocol (`POST /invocations`) and the Open
+Inference Protocol V2 (`/v2/...`) are routed like `/predict`.
 """
 
 
@@ -77,6 +80,7 @@ def create_app(
         dataplane = DataPlane(manager, log, metrics)
         app.state.manager = manager
         app.state.dataplane = dataplane
+        app.state.scorer = RouterScorer(dataplane, settings.model_name)
         if settings.deploy_on_start:
             await manager.start()
         gc.collect()
@@ -106,6 +110,10 @@ def create_app(
     app.include_router(feedback.router)
     app.include_router(reports.router)
     app.include_router(ops.router)
+    app.include_router(mlflow_protocol.build_router(settings.max_batch_size, routed=True))
+    app.include_router(
+        open_inference.build_router("duration-router", settings.max_batch_size, routed=True)
+    )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     add_error_handlers(app)

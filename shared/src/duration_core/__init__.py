@@ -34,7 +34,7 @@ from duration_core.errors import (
 )
 from duration_core.evaluation import Metrics, evaluate
 from duration_core.features import RIDE_FIELDS, RideFeatures, build_features
-from duration_core.model import REGRESSORS, build_pipeline
+from duration_core.model import MODEL_NAME, REGRESSORS, build_pipeline
 from duration_core.profile import (
     FEATURES,
     PSI_THRESHOLDS,
@@ -55,6 +55,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 __all__ = [
     "FEATURES",
+    "MODEL_NAME",
     "PSI_THRESHOLDS",
     "REGRESSORS",
     "RIDE_FIELDS",

@@ -46,6 +46,9 @@ REGRESSORS: dict[str, Callable[..., RegressorMixin]] = {
         **{"max_iter": 300, "learning_rate": 0.1, "random_state": 0, **params}
     ),
 }
+#: The name every level registers, serves and scores the model under (MLflow's registered
+#: model, the inference protocols' model name).
+MODEL_NAME = "nyc-taxi-duration"
 #: Models whose regressor reads target-encoded pairs and the zone IDs, not the one-hot matrix.
 TREE_MODELS = frozenset({"gbm"})
 

@@ -15,6 +15,7 @@ from duration_core import LoadedModel
 from duration_service.config import Settings
 from duration_service.metrics import ServiceMetrics
 from duration_service.model_state import ModelState, PredictionBatcher
+from duration_service.protocols.scoring import Scorer
 
 
 async def get_state(request: Request) -> ModelState:
@@ -65,3 +66,12 @@ BatcherDep = Annotated[PredictionBatcher, Depends(get_batcher)]
 BatchLimiterDep = Annotated[anyio.CapacityLimiter, Depends(get_batch_limiter)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
+
+
+async def get_scorer(request: Request) -> Scorer:
+    """What the protocol routes score with (level 1's model, level 3's router; lifespan)."""
+    scorer: Scorer = request.app.state.scorer
+    return scorer
+
+
+ScorerDep = Annotated[Scorer, Depends(get_scorer)]
