@@ -4,7 +4,10 @@ Level 0 runs the notebook as a data scientist would; the core library then train
 model with `duration-train`, the command every later level builds on; level 1 serves that
 model with `duration-serve` and answers real rides of the validation month over HTTP. The
 summary shows the same validation RMSE at every rung (NYC TLC green taxis, train 2021-01,
-validate 2021-02) and the service's answers next to the actual durations.
+validate 2021-02) and the service's answers next to the actual durations (the same through
+MLflow's scoring protocol and the Open Inference Protocol V2); level 2 tracks and registers;
+level 3 deploys behind the A/B router, replays real months, and scores a whole month in batch
+with the champion (`duration-score`).
 """
 
 from __future__ import annotations
@@ -98,10 +101,33 @@ def wait_until_ready(process: subprocess.Popen, url: str, name: str, *, seconds:
         time.sleep(0.1)
 
 
-def run_level1(model_path: Path, rides: int = 5) -> tuple[list[dict], float]:
-    """Start duration-serve on the model, send real February rides, stop it.
+def standard_protocol_answers(url: str, rides: list[dict]) -> dict[str, list[float]]:
+    """The same rides through MLflow's scoring protocol and the Open Inference Protocol V2."""
+    columns = ["PULocationID", "DOLocationID", "trip_distance"]
+    split = {"columns": columns, "data": [[r[c] for c in columns] for r in rides]}
+    print(f"$ curl -s {url}/invocations -d '{{\"dataframe_split\": ...}}'", flush=True)
+    mlflow = httpx.post(f"{url}/invocations", json={"dataframe_split": split}, timeout=10)
+    mlflow.raise_for_status()
+    tensors = [
+        {"name": c, "datatype": "FP64" if c == "trip_distance" else "INT64",
+         "shape": [len(rides)], "data": [r[c] for r in rides]}
+        for c in columns
+    ]  # fmt: skip
+    print(f"$ curl -s {url}/v2/models/nyc-taxi-duration/infer -d '{{\"inputs\": ...}}'",
+          flush=True)  # fmt: skip
+    v2 = httpx.post(f"{url}/v2/models/nyc-taxi-duration/infer", json={"inputs": tensors},
+                    timeout=10)  # fmt: skip
+    v2.raise_for_status()
+    (duration,) = [o for o in v2.json()["outputs"] if o["name"] == "duration"]
+    return {"invocations": mlflow.json()["predictions"], "v2": duration["data"]}
 
-    Returns the rides with their predicted and actual durations, and the seconds it took.
+
+def run_level1(model_path: Path, rides: int = 5) -> tuple[list[dict], dict, float]:
+    """Start duration-serve on the model, send real February rides (own API, MLflow's scoring
+    protocol, Open Inference Protocol V2), stop it.
+
+    Returns the rides with their predicted and actual durations, the protocols' answers and
+    the seconds it took.
     """
     start = time.perf_counter()
     port = free_port()
@@ -129,10 +155,11 @@ def run_level1(model_path: Path, rides: int = 5) -> tuple[list[dict], float]:
             response = httpx.post(f"{url}/predict", json=body, timeout=10)
             response.raise_for_status()
             answers.append({**body, **response.json(), "actual": float(ride.duration)})
+        protocols = standard_protocol_answers(url, answers)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=20)
-    return answers, time.perf_counter() - start
+    return answers, protocols, time.perf_counter() - start
 
 
 def run_level2(folder: Path) -> tuple[dict, str, float]:
@@ -213,7 +240,11 @@ def run_level3(folder: Path) -> dict[str, object]:
     finally:
         router.send_signal(signal.SIGTERM)
         router.wait(timeout=30)
+    scored = json.loads(step("duration-score", "--model", "models:/nyc-taxi-duration@champion",
+                             "--month", "green:2021-03", "--out", str(folder / "scored"),
+                             "--json"))  # fmt: skip
     return {
+        "scored": scored,
         "ab": ab,
         "drift_march": drift_march,
         "drift_2023": drift_2023,
@@ -257,6 +288,12 @@ def print_level3(level3: dict) -> None:
     reports = level3["reports"]
     pages = ("ab-report.html", "monitoring-2021-03.html", "monitoring-2023-03.html")
     print("   reports: " + ", ".join(str(rel(reports / page)) for page in pages))
+    scored = level3["scored"]
+    (month,) = scored["months"]
+    print(f"   batch: duration-score scored green 2021-03 with the champion "
+          f"(v{scored['model']['version']}, pandas engine): {scored['rows_written']:,} rides of "
+          f"{scored['rows_read']:,} rows, {scored['rows_per_second']:,.0f} rides/s "
+          f"({scored['seconds']:.1f}s) -> {rel(Path(month['path']))}")  # fmt: skip
 
 
 def main() -> int:
@@ -273,7 +310,7 @@ def main() -> int:
     model = load_model(core["model_path"])
     minutes = float(model.pipeline.predict([SAMPLE_RIDE])[0])
     print("Level 1: duration-serve ...", flush=True)
-    answers, level1_seconds = run_level1(Path(core["model_path"]))
+    answers, protocols, level1_seconds = run_level1(Path(core["model_path"]))
     print("Level 2: duration-pipeline ...", flush=True)
     level2, steps, level2_seconds = run_level2(args.out_dir / "level2")
     print("Level 3: duration-router and duration-deploy ...", flush=True)
@@ -316,6 +353,10 @@ def main() -> int:
         for a in answers
     )
     print(f"   the service's answers equal the pipeline's in-process predictions: {same}")
+    own = [a["duration"] for a in answers]
+    standard = protocols["invocations"] == own and protocols["v2"] == own
+    print("   the same rides through MLflow's /invocations and the Open Inference Protocol V2 "
+          f"(/v2/models/nyc-taxi-duration/infer) get the same numbers: {standard}")  # fmt: skip
     print()
     rmse = {name: m["val_rmse"] for name, m in level2["metrics"].items()}
     print(f"2  pipeline: duration-pipeline validated, trained {len(rmse)} candidates, tracked "
@@ -330,7 +371,9 @@ def main() -> int:
     print()
     print_level3(level3)
     verdict = (level3["ab"].get("comparison") or {}).get("verdict")
-    return 0 if gap <= 1e-6 * core["val_rmse"] and same and verdict == "promote" else 1
+    scored = level3["scored"]["rows_written"] > 0
+    ok = gap <= 1e-6 * core["val_rmse"] and same and standard and verdict == "promote" and scored
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -12,12 +12,12 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from test_integration import Server, start_server
 from tritonclient.utils import InferenceServerException
 
 from duration_core import LoadedModel, read_trips
 from ladder_testing.prometheus import sample
 from ladder_testing.protocols import mlflow_payloads, ride_frame, triton_infer
+from test_integration import Server, start_server
 
 MODEL = "nyc-taxi-duration"
 
@@ -56,7 +56,8 @@ def test_invocations_equal_predict(
 def test_ping_and_version(server: Server) -> None:
     assert httpx.get(f"{server.url}/ping").status_code == 200
     version = httpx.get(f"{server.url}/version")
-    assert version.status_code == 200 and version.text == "0.1.0"
+    assert version.status_code == 200
+    assert version.text == "0.1.0"
 
 
 @pytest.mark.parametrize(
@@ -136,8 +137,10 @@ def test_tritonclient_metadata_and_health(server: Server, model: LoadedModel) ->
 
     client = triton.InferenceServerClient(server.url.removeprefix("http://"))
     try:
-        assert client.is_server_live() and client.is_server_ready()
-        assert client.is_model_ready(MODEL) and client.is_model_ready(MODEL, model.version)
+        assert client.is_server_live()
+        assert client.is_server_ready()
+        assert client.is_model_ready(MODEL)
+        assert client.is_model_ready(MODEL, model.version)
         assert not client.is_model_ready("other-model")
         assert client.get_server_metadata()["extensions"] == ["binary_tensor_data"]
         metadata = client.get_model_metadata(MODEL)

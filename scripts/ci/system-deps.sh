@@ -3,6 +3,7 @@
 #   chromium   level 3's report pages, checked in a headless browser (any Chromium or Chrome:
 #              chromium, chromium-browser, google-chrome; or LADDER_BROWSER=/path)
 #   promtool   Prometheus' linter, run on both services' /metrics (Debian package prometheus)
+#   java       Apache Spark, for duration-score --engine spark (openjdk-17-jre-headless)
 # Debian/Ubuntu (apt) only; elsewhere it says what to install. `.ci/run` calls it.
 set -euo pipefail
 
@@ -13,6 +14,9 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
 fi
 if ! command -v promtool >/dev/null 2>&1; then
     missing+=(prometheus)
+fi
+if ! command -v java >/dev/null 2>&1 && [ -z "${JAVA_HOME:-}" ]; then
+    missing+=(openjdk-17-jre-headless)
 fi
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
@@ -25,6 +29,8 @@ sudo_cmd=""
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
 echo "system-deps: apt-get install ${missing[*]}"
 $sudo_cmd apt-get update -qq
+# Slim Debian images lack the man folder the JRE's postinst links into.
+$sudo_cmd mkdir -p /usr/share/man/man1
 # Installing the prometheus package in a container starts no server (no systemd there).
 DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends \
     "${missing[@]}" >/dev/null

@@ -8,7 +8,6 @@ the weights stay the same, the same variant). The actual durations then go to ``
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import time
@@ -19,7 +18,7 @@ import pandas as pd
 
 from duration_core import DurationCoreError, load_trips
 from duration_deployment.client import RouterClient
-from duration_service.schemas import MAX_TRIP_DISTANCE_MILES, MAX_ZONE, MIN_ZONE
+from duration_deployment.rides import accepted_inputs, ride_ids
 
 logger = logging.getLogger(__name__)
 
@@ -31,23 +30,6 @@ SAMPLE_SEED = 0
 
 class ReplayError(Exception):
     """The month cannot be read, or holds no ride the router would accept."""
-
-
-def ride_ids(rides: pd.DataFrame, source: str) -> list[str]:
-    """A stable id per ride: BLAKE2b (16 hex digits) of the source, the row's position and its
-    pickup, dropoff, zones and distance. Same file, same ids, on any machine."""
-    ids = []
-    columns = (
-        "pickup_datetime",
-        "dropoff_datetime",
-        "PULocationID",
-        "DOLocationID",
-        "trip_distance",
-    )
-    for position, row in enumerate(zip(*(rides[c].tolist() for c in columns), strict=True)):
-        text = "|".join([source, str(position), *map(str, row)])
-        ids.append(hashlib.blake2b(text.encode(), digest_size=8).hexdigest())
-    return ids
 
 
 def load_replay(month: str, limit: int | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -67,11 +49,7 @@ def load_replay(month: str, limit: int | None = None) -> tuple[pd.DataFrame, dic
         raise ReplayError(str(exc)) from None
     rides = data.rides.reset_index(drop=True)
     rides["ride_id"] = ride_ids(rides, data.source)
-    usable = (
-        rides["PULocationID"].between(MIN_ZONE, MAX_ZONE).fillna(False)
-        & rides["DOLocationID"].between(MIN_ZONE, MAX_ZONE).fillna(False)
-        & rides["trip_distance"].between(0, MAX_TRIP_DISTANCE_MILES).fillna(False)
-    ).astype(bool)
+    usable = accepted_inputs(rides)
     kept = rides[usable]
     if limit is not None and limit < len(kept):
         # A sample spread over the month, not its first rows: TLC files are not in time order

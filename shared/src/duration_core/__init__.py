@@ -46,6 +46,7 @@ from duration_core.profile import (
     psi,
 )
 from duration_core.training import TrainingResult, train_model
+from duration_core.trip_batches import TripBatch, TripBatches, merge_reports, open_trips
 from duration_core.trips import FilterReport, TripData, load_trips, read_trips
 
 try:
@@ -79,6 +80,8 @@ __all__ = [
     "ReferenceProfile",
     "RideFeatures",
     "TrainingResult",
+    "TripBatch",
+    "TripBatches",
     "TripData",
     "TripDataError",
     "TripFileNotFoundError",
@@ -90,6 +93,8 @@ __all__ = [
     "evaluate",
     "load_model",
     "load_trips",
+    "merge_reports",
+    "open_trips",
     "psi",
     "read_metadata",
     "read_profile",
