@@ -12,8 +12,9 @@
 4. From a temporary folder outside the repository: `duration-train` on the months bundled in
    the installed wheel (--no-download), then `duration-serve` on a free port, wait for /ready,
    POST one ride to /predict, check the answer, stop the server with SIGTERM; then
-   `duration-pipeline run` into an embedded registry (level 2) and `duration-router` on it
-   (level 3): /ready names the champion, /predict answers with its version.
+   `duration-pipeline run` into an embedded registry (level 2), `duration-router` on it
+   (level 3): /ready names the champion, /predict and /invocations answer with its version;
+   then `duration-score` scores green 2021-03 with it (80,349 rides written).
 
 Exits 0 when every step passed, else 1 with the reason (and the server's log, if it ran).
 Usage: python scripts/check_dists.py [--keep] [--timeout SECONDS]
@@ -300,6 +301,11 @@ def check_levels_2_and_3(bin_dir: Path, work: Path, env: dict[str, str], timeout
         if (answer.get("variant"), answer.get("model_version")) != ("champion", "1"):
             raise CheckError(f"router POST /predict answered {status}: {body}")
         print(f"    POST /predict -> {body}")
+        split = {"columns": list(RIDE), "data": [list(RIDE.values())]}
+        status, body = request(port, "POST", "/invocations", {"dataframe_split": split})
+        if status != 200 or json.loads(body).get("model_versions") != ["1"]:
+            raise CheckError(f"router POST /invocations answered {status}: {body}")
+        print(f"    POST /invocations -> {body}")
     except BaseException:
         stop(router)
         print(f"--- router log ({log_path}) ---\n{log_path.read_text()}--- end of log ---")
@@ -308,6 +314,16 @@ def check_levels_2_and_3(bin_dir: Path, work: Path, env: dict[str, str], timeout
     if code not in (0, -signal.SIGTERM):
         raise CheckError(f"duration-router exited with {code} on SIGTERM")
     print(f"    router stopped by SIGTERM (exit {code})")
+    step("duration-score (level 3, batch) of green 2021-03 with the champion")
+    out = run(
+        [bin_dir / "duration-score", "--model", "models:/nyc-taxi-duration@champion", "--month",
+         "green:2021-03", "--out", work / "scored", "--tracking-uri", registry, "--json"],
+        cwd=work, env=env, capture=True,
+    )  # fmt: skip
+    scored = json.loads(out.strip().splitlines()[-1])
+    if scored.get("rows_written") != 80_349:
+        raise CheckError(f"duration-score wrote {scored.get('rows_written')} rides, not 80,349")
+    print(f"    {scored['rows_written']:,} rides -> {scored['months'][0]['path']}")
 
 
 def wait_ready(name: str, server: subprocess.Popen[bytes], port: int, timeout: float) -> str:

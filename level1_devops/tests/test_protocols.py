@@ -5,6 +5,8 @@ V2 with ``tritonclient``, each answer equal to ``/predict/batch`` for the same r
 from __future__ import annotations
 
 import json
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -193,6 +195,12 @@ def _tensors(n: int = 2, **changes: dict | None) -> dict:
          "trip_distance[1]: Input should be greater than or equal to 0"),
         ({"inputs": "x"}, 400, 'the body must be a JSON object with an "inputs" list'),
         ({**_tensors(), "outputs": [{"name": "eta"}]}, 400, "unknown output 'eta'"),
+        ({**_tensors(), "outputs": [{"name": "duration"}, {"name": "duration"}]}, 400,
+         "output 'duration' is asked for twice"),
+        (_tensors(PULocationID={"data": [[43, 74]]}), 400,
+         "input 'PULocationID': data is nested in a way that disagrees with its shape [2]"),
+        (_tensors(PULocationID={"shape": [2, 1], "data": [[43, 74], []]}), 400,
+         "input 'PULocationID': data is nested in a way that disagrees with its shape [2, 1]"),
     ],
 )  # fmt: skip
 def test_bad_infer_requests_get_the_v2_error(
@@ -248,3 +256,105 @@ def test_protocol_rides_are_counted_by_route(server: Server) -> None:
     name = "duration_rides_predicted_total"
     for route, rides in (("/v2/models/{model_name}/infer", 2), ("/invocations", 1)):
         assert sample(after, name, route=route) - sample(before, name, route=route) == rides
+
+
+def test_nested_n_by_1_tensors_and_a_null_ride_id_parameter(server: Server) -> None:
+    body = _tensors(PULocationID={"shape": [2, 1], "data": [[43], [74]]})
+    nested = httpx.post(f"{server.url}/v2/models/{MODEL}/infer", json=body)
+    flat = httpx.post(f"{server.url}/v2/models/{MODEL}/infer", json=_tensors())
+    assert nested.status_code == 200, nested.text
+    assert nested.json()["outputs"] == flat.json()["outputs"]
+    one = _tensors(1, ride_id={"datatype": "BYTES", "shape": [1], "data": ["r-1"]})
+    answer = httpx.post(
+        f"{server.url}/v2/models/{MODEL}/infer", json={**one, "parameters": {"ride_id": None}}
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def test_binary_data_size_must_be_a_whole_number(server: Server) -> None:
+    header = json.dumps({"inputs": [
+        {"name": "PULocationID", "datatype": "INT64", "shape": [1],
+         "parameters": {"binary_data_size": "8"}},
+        {"name": "DOLocationID", "datatype": "INT64", "shape": [1], "data": [1]},
+        {"name": "trip_distance", "datatype": "FP64", "shape": [1], "data": [1.0]},
+    ]}).encode()  # fmt: skip
+    answer = httpx.post(
+        f"{server.url}/v2/models/{MODEL}/infer",
+        content=header + np.array([43], "<i8").tobytes(),
+        headers={"Inference-Header-Content-Length": str(len(header))},
+    )
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "error": "input 'PULocationID': binary_data_size must be a whole number of bytes, "
+        'at least 0 (got "8")'
+    }
+
+
+def test_answers_made_outside_the_routes_speak_the_protocols(server: Server) -> None:
+    big = b"[" + b"1," * 2_500_000 + b"1]"  # over the 4 MiB default
+    v2 = httpx.post(f"{server.url}/v2/models/{MODEL}/infer", content=big)
+    assert v2.status_code == 413
+    assert v2.json() == {"error": "request body is larger than the limit of 4,194,304 bytes"}
+    mlflow = httpx.post(
+        f"{server.url}/invocations", content=big, headers={"Content-Type": "application/json"}
+    )
+    assert mlflow.status_code == 413
+    assert mlflow.json()["error_code"] == "BAD_REQUEST"
+    assert mlflow.json()["message"] == "request body is larger than the limit of 4,194,304 bytes"
+
+    def chunks():
+        yield from (big[i : i + 65_536] for i in range(0, len(big), 65_536))
+
+    chunked = httpx.post(f"{server.url}/v2/models/{MODEL}/infer", content=chunks())
+    assert chunked.status_code == 413
+    assert list(chunked.json()) == ["error"]
+    for path in ("/v2/models", f"/v2/models/{MODEL}/versions//infer"):
+        missing = httpx.post(f"{server.url}{path}", json={})
+        assert missing.status_code == 404
+        assert missing.json() == {"error": "Not Found"}
+    wrong = httpx.get(f"{server.url}/invocations")
+    assert wrong.status_code == 405
+    assert wrong.json()["error_code"] == "BAD_REQUEST"
+    assert wrong.json()["message"] == "Method Not Allowed"
+    assert httpx.get(f"{server.url}/predict-nothing").json() == {
+        "detail": "Not Found", "errors": [],
+    }  # fmt: skip
+
+
+def test_probes_answer_head_and_omit_nulls(server: Server) -> None:
+    for path in ("/ping", "/v2/health/live", "/v2/health/ready"):
+        assert httpx.head(f"{server.url}{path}").status_code == 200, path
+    assert httpx.get(f"{server.url}/v2/health/ready").json() == {"ready": True}
+    assert httpx.get(f"{server.url}/v2/models/{MODEL}/ready").json() == {
+        "ready": True, "name": MODEL,
+    }  # fmt: skip
+
+
+def test_a_client_that_hangs_up_mid_body_is_no_internal_error(server: Server) -> None:
+    before = httpx.get(f"{server.url}/metrics").text
+    host, port = server.url.removeprefix("http://").split(":")
+    for path in ("/invocations", f"/v2/models/{MODEL}/infer"):
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(
+                f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                'Content-Length: 1000\r\n\r\n{"inputs":'.encode()
+            )
+            time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    name = "duration_errors_total"
+    while time.monotonic() < deadline:
+        after = httpx.get(f"{server.url}/metrics").text
+        if (
+            sample(after, name, kind="client_disconnected")
+            - sample(before, name, kind="client_disconnected")
+            >= 2
+        ):
+            break
+        time.sleep(0.1)
+    assert (
+        sample(after, name, kind="client_disconnected")
+        - sample(before, name, kind="client_disconnected")
+        == 2
+    )
+    assert sample(after, name, kind="internal") == sample(before, name, kind="internal")
+    assert "Traceback" not in server.log.read_text()

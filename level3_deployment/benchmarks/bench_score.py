@@ -93,9 +93,7 @@ def course_score(path: Path, out: Path, registry: str) -> int:
     )
     model = load_pipeline(Path(folder))
     df = pd.read_parquet(path)
-    df["duration"] = (
-        df.lpep_dropoff_datetime - df.lpep_pickup_datetime
-    ).dt.total_seconds() / 60
+    df["duration"] = (df.lpep_dropoff_datetime - df.lpep_pickup_datetime).dt.total_seconds() / 60
     df = df[(df.duration >= 1) & (df.duration <= 60)].copy()
     df = df.dropna(subset=["PULocationID", "DOLocationID", "trip_distance"])
     df["ride_id"] = "2021/03_" + df.index.astype("str")
@@ -124,11 +122,11 @@ def course_score(path: Path, out: Path, registry: str) -> int:
 def tree_rss(root: int) -> int:
     """Resident bytes of ``root`` and all its descendants (from /proc)."""
     parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
             try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-                parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
             except (OSError, IndexError, ValueError):
                 continue
     family, frontier = {root}, [root]
@@ -148,6 +146,7 @@ def tree_rss(root: int) -> int:
 
 def measure(method: str, source: Path, out: Path, registry: str, limit_gib: float) -> dict:
     """Run ``method`` in a child process; its figures, peak tree memory (MiB) and outcome."""
+
     def limit() -> None:
         if method == "course" and limit_gib > 0:
             size = int(limit_gib * 1024**3)

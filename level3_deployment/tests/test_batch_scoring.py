@@ -132,9 +132,11 @@ def test_spark_engine_writes_the_same_rows_and_predictions(
         83_827, 80_372, 23, 80_349,
     )  # fmt: skip
     scored = read_scored(tmp_path)
-    assert not list(Path(month.path).glob(".*")) and not list(Path(month.path).glob("_*"))
-    for column in ("ride_id", "pickup_datetime", "PULocationID", "DOLocationID",
-                   "model_name", "model_version", "run_id", "service", "year", "month"):  # fmt: skip
+    assert not list(Path(month.path).glob(".*"))  # no Hadoop checksums
+    assert not list(Path(month.path).glob("_*"))  # no _SUCCESS marker
+    exact = ("ride_id", "pickup_datetime", "PULocationID", "DOLocationID",
+             "model_name", "model_version", "run_id", "service", "year", "month")  # fmt: skip
+    for column in exact:
         assert scored[column].tolist() == expected[column].tolist(), column
     for column in ("trip_distance", "actual_duration", "predicted_duration", "diff"):
         np.testing.assert_allclose(scored[column], expected[column], rtol=0, atol=1e-9)
@@ -159,7 +161,10 @@ def test_rescoring_replaces_the_month_and_the_challenger_is_named(
 @pytest.mark.parametrize(
     ("model_uri", "message"),
     [
-        ("models:/nyc-taxi-duration@nope", "--model models:/nyc-taxi-duration@nope: cannot resolve"),
+        (
+            "models:/nyc-taxi-duration@nope",
+            "--model models:/nyc-taxi-duration@nope: cannot resolve",
+        ),
         ("models:/nyc-taxi-duration/99", "--model models:/nyc-taxi-duration/99: cannot resolve"),
         ("runs:/abc/model", "model_uri 'runs:/abc/model' is not a registry URI"),
         ("models:/other-model@champion", "--model models:/other-model@champion: cannot resolve"),
@@ -176,7 +181,7 @@ def test_unknown_models_are_named(
 
 
 class NotFoundHandler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802  # the stdlib's name
+    def do_GET(self) -> None:  # the stdlib's name
         self.send_error(404)
 
     def log_message(self, *args: object) -> None:
@@ -193,9 +198,7 @@ def tlc_404(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     server.shutdown()
 
 
-def test_a_month_the_tlc_does_not_have(
-    registry: str, tmp_path: Path, tlc_404: str
-) -> None:
+def test_a_month_the_tlc_does_not_have(registry: str, tmp_path: Path, tlc_404: str) -> None:
     with pytest.raises(ScoreError) as error:
         score_months(
             CHAMPION, [MARCH, "green:2031-01"], tmp_path / "out",
@@ -231,9 +234,7 @@ def _month_of_long_rides(folder: Path) -> Path:
     return path
 
 
-def test_a_month_with_no_ride_left_keeps_the_earlier_scoring(
-    registry: str, tmp_path: Path
-) -> None:
+def test_a_month_with_no_ride_left_keeps_the_earlier_scoring(registry: str, tmp_path: Path) -> None:
     out = tmp_path / "out"
     first = score_months(CHAMPION, [MARCH], out, tracking_uri=registry)
     before = read_scored(out)
@@ -273,8 +274,10 @@ def test_the_console_script_prints_one_json_summary(registry: str, tmp_path: Pat
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )  # fmt: skip
     assert bad.returncode == 1
-    assert bad.stderr.strip().splitlines()[-1].startswith(
-        "duration-score: --model models:/nyc-taxi-duration@nope: cannot resolve"
+    assert (
+        bad.stderr.strip()
+        .splitlines()[-1]
+        .startswith("duration-score: --model models:/nyc-taxi-duration@nope: cannot resolve")
     )
     assert "Traceback" not in bad.stderr
     usage = subprocess.run(
@@ -302,6 +305,6 @@ def test_kill_9_mid_job_leaves_no_half_month(registry: str, tmp_path: Path) -> N
         process.wait(timeout=30)
     assert "rides scored" in log.read_text()
     assert not (out / "service=green").exists()  # nothing of the month is visible
-    staged = [p for p in out.iterdir()]
+    staged = list(out.iterdir())
     assert all(p.name.startswith(".duration-score-") for p in staged)  # hidden from readers
     assert ds.dataset(out, format="parquet", partitioning="hive").count_rows() == 0

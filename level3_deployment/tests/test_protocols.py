@@ -237,3 +237,30 @@ def test_protocol_requests_without_a_deployment_answer_503(
         ]))  # fmt: skip
         assert answer.status_code == 503
         assert list(answer.json()) == ["error"]
+
+
+def test_the_variant_header_forces_protocol_rides_like_predict(router_client: TestClient) -> None:
+    client = router_client
+    rides = [{"PULocationID": 43, "DOLocationID": 151, "trip_distance": 1.5, "ride_id": f"h-{i}"}
+             for i in range(10)]  # fmt: skip
+    header = {"X-Model-Variant": "challenger"}
+    forced = client.post("/invocations", json={"dataframe_records": rides}, headers=header)
+    assert forced.status_code == 200, forced.text
+    assert set(forced.json()["variants"]) == {"challenger"}
+    v2 = client.post(f"/v2/models/{MODEL}/infer", json=_infer_body(rides), headers=header)
+    assert v2.status_code == 200, v2.text
+    (variants,) = [o["data"] for o in v2.json()["outputs"] if o["name"] == "variant"]
+    assert set(variants) == {"challenger"}
+    unknown = client.post(
+        "/invocations", json={"dataframe_records": rides}, headers={"X-Model-Variant": "nope"}
+    )
+    assert unknown.status_code == 409
+    assert unknown.json()["error_code"] == "RESOURCE_CONFLICT"
+    assert unknown.json()["message"] == (
+        "X-Model-Variant: no live variant named 'nope' (live: champion, challenger)"
+    )
+    log = client.app.state.log
+    log.flush()
+    frame = log.frame(shadow=False)
+    assert len(frame) == 20
+    assert frame["forced"].all()

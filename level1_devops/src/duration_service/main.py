@@ -25,6 +25,7 @@ from duration_service.metrics import (
     tag_error,
 )
 from duration_service.model_state import ModelState, PredictionBatcher
+from duration_service.protocols.paths import error_body_for
 from duration_service.protocols.rides import JSON_ONLY, is_json_media
 from duration_service.protocols.scoring import ModelScorer
 from duration_service.version import __version__
@@ -85,7 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(mlflow_protocol.build_router(settings.max_batch_size))
     app.include_router(open_inference.build_router("duration-serve", settings.max_batch_size))
     # The last added is the outermost: the metrics also count the size limit's 413s.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, error_body=error_body_for
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     add_error_handlers(app)
     return app
@@ -141,8 +144,11 @@ def add_error_handlers(app: FastAPI) -> None:
             methods = allowed_methods(request.app, request.url.path)
             if methods:
                 headers = {**(headers or {}), "Allow": ", ".join(methods)}
+        content = error_body_for(request.url.path, exc.status_code, detail)
         return JSONResponse(
-            status_code=exc.status_code, content={"detail": detail, "errors": []}, headers=headers
+            status_code=exc.status_code,
+            content=content or {"detail": detail, "errors": []},
+            headers=headers,
         )
 
     @app.exception_handler(Exception)

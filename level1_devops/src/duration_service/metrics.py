@@ -23,7 +23,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -182,9 +183,16 @@ class BodySizeLimitMiddleware:
     arrive, so a client cannot make the service buffer and validate an unbounded body.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        error_body: Callable[[str, int, str], dict[str, Any] | None] | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # The body a path's protocol expects (None: the services' own ``{"detail", "errors"}``).
+        self.error_body = error_body
 
     def message(self) -> str:
         """The 413 detail."""
@@ -196,7 +204,8 @@ class BodySizeLimitMiddleware:
             return
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                body = json.dumps({"detail": self.message(), "errors": []}).encode()
+                content = self.error_body and self.error_body(scope["path"], 413, self.message())
+                body = json.dumps(content or {"detail": self.message(), "errors": []}).encode()
                 await send(
                     {
                         "type": "http.response.start",

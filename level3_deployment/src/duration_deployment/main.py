@@ -31,6 +31,7 @@ from duration_deployment.scoring import RouterScorer
 from duration_service.api.routes import mlflow_protocol, open_inference
 from duration_service.main import add_error_handlers
 from duration_service.metrics import BodySizeLimitMiddleware, MetricsMiddleware, tag_error
+from duration_service.protocols.paths import error_body_for
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +115,9 @@ def create_app(
     app.include_router(
         open_inference.build_router("duration-router", settings.max_batch_size, routed=True)
     )
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, error_body=error_body_for
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     add_error_handlers(app)
     add_router_error_handlers(app, log)

@@ -1,14 +1,15 @@
 """The router's :class:`~duration_service.protocols.Scorer`: the inference protocols' rides go
 through the data plane like ``/predict``'s (traffic split sticky by ``ride_id``, fallback to the
 champion, shadows, the prediction log, the A/B test), so level 1's protocol routes serve the
-router unchanged."""
+router unchanged. ``X-Model-Variant`` forces a variant as on ``/predict``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from duration_deployment.dataplane import DataPlane
 from duration_deployment.errors import RouterError
+from duration_deployment.routing import VARIANT_HEADER
 from duration_service.protocols import ProtocolError, Scored
 from duration_service.schemas import Ride
 
@@ -36,15 +37,24 @@ class RouterScorer:
             return None
         return "no model is deployed: POST /deployments first"
 
-    async def score(self, rides: Sequence[Ride], *, version: str | None, route: str) -> Scored:
-        """Route ``rides`` like ``/predict``; with ``version``, every ride goes to the live
-        variant serving it and, like ``X-Model-Variant``, is left out of the A/B test.
+    async def score(
+        self,
+        rides: Sequence[Ride],
+        *,
+        version: str | None,
+        route: str,
+        headers: Mapping[str, str],
+    ) -> Scored:
+        """Route ``rides`` like ``/predict``: by the traffic split, or to the variant named by
+        the ``X-Model-Variant`` header; with ``version``, every ride goes to the live variant
+        serving it. Forced rides are logged as such and left out of the A/B test.
 
         Raises:
-            ProtocolError: 404 when no live variant serves ``version``; the data plane's
-                errors with their statuses (503 nothing deployed or every variant failed).
+            ProtocolError: 404 when no live variant serves ``version``, 409 when the header
+                names no live variant; the data plane's errors with their statuses (503
+                nothing deployed or every variant failed).
         """
-        forced = None
+        forced = headers.get(VARIANT_HEADER) or None
         if version is not None:
             live = self.dataplane.manager.table.live
             variant = next((v for v in live if v.model.version == version), None)

@@ -35,6 +35,8 @@ OPTIONAL_COLUMNS = ("ride_id",)
 ERROR_CODES = {
     400: "BAD_REQUEST",
     404: "RESOURCE_DOES_NOT_EXIST",
+    405: "BAD_REQUEST",
+    409: "RESOURCE_CONFLICT",
     413: "BAD_REQUEST",
     415: "BAD_REQUEST",
     422: "INVALID_PARAMETER_VALUE",
@@ -83,7 +85,7 @@ def parse_invocation(document: Any, max_rides: int) -> list[Ride]:
             raise ProtocolError(
                 400, f"params.{unknown[0][:100]}: unknown parameter (known: ride_id)"
             )
-        if "ride_id" in params:
+        if params.get("ride_id") is not None:  # null: no request-level ride id
             rows = list(rows)
             apply_ride_id(params["ride_id"], "params.ride_id", rows)
     return validate_rides(rows, max_rides, where)

@@ -102,7 +102,7 @@ def parse_infer(
     parameters = document.get("parameters", {})
     if not isinstance(parameters, dict):
         raise ProtocolError(400, "parameters must be an object")
-    if parameters and "ride_id" in parameters:  # other parameters (Triton's) are not ours
+    if parameters.get("ride_id") is not None:  # other parameters (Triton's) are not ours
         apply_ride_id(parameters["ride_id"], "parameters.ride_id", rows)
     outputs = _requested(document, routed)
     rides = validate_rides(rows, max_rides, lambda row, field: f"{field or 'inputs'}[{row}]")
@@ -229,7 +229,7 @@ def _read_input(i: int, tensor: Any, binary: bytes, offset: int) -> tuple[str, l
             name, datatype, count, parameters["binary_data_size"], binary, offset
         )
     else:
-        values = _json_values(name, datatype, tensor.get("data"))
+        values = _json_values(name, datatype, shape, tensor.get("data"))
     if len(values) != count:
         raise ProtocolError(
             400, f"input {name!r}: shape {shape} holds {count:,} elements, the data {len(values):,}"
@@ -237,13 +237,20 @@ def _read_input(i: int, tensor: Any, binary: bytes, offset: int) -> tuple[str, l
     return name, values, offset
 
 
-def _json_values(name: str, datatype: str, data: Any) -> list[Any]:
-    """The flat (row-major) values of a JSON tensor, each of the datatype's JSON type."""
+def _json_values(name: str, datatype: str, shape: list[int], data: Any) -> list[Any]:
+    """The flat (row-major) values of a JSON tensor, each of the datatype's JSON type: flat
+    for any shape (the protocol's row-major form), or for ``[n, 1]`` also nested as ``n``
+    lists of one element."""
     if not isinstance(data, list):
         raise ProtocolError(400, f"input {name!r}: data must be a list")
-    flat: list[Any] = []
-    for item in data:
-        flat.extend(item if isinstance(item, list) else [item])
+    flat: list[Any] = data
+    if any(isinstance(item, list) for item in data):
+        if len(shape) != 2 or not all(isinstance(i, list) and len(i) == 1 for i in data):
+            raise ProtocolError(
+                400, f"input {name!r}: data is nested in a way that disagrees with its shape "
+                f"{shape} (send it flat, row-major)",
+            )  # fmt: skip
+        flat = [item[0] for item in data]
     for j, value in enumerate(flat):
         ok = (
             type(value) is int if datatype == "INT64"
@@ -261,7 +268,12 @@ def _binary_values(
     name: str, datatype: str, count: int, size: Any, binary: bytes, offset: int
 ) -> tuple[list[Any], int]:
     """(values, next offset) of a binary tensor of ``size`` bytes at ``offset``."""
-    if type(size) is not int or size < 0 or offset + size > len(binary):
+    if type(size) is not int or size < 0:
+        raise ProtocolError(
+            400, f"input {name!r}: binary_data_size must be a whole number of bytes, at least 0 "
+            f"(got {json.dumps(size)[:40]})",
+        )  # fmt: skip
+    if offset + size > len(binary):
         raise ProtocolError(
             400, f"input {name!r}: binary_data_size {str(size)[:40]} does not fit the "
             f"{len(binary) - offset:,} bytes of binary data left",
@@ -313,6 +325,9 @@ def _requested(document: dict[str, Any], routed: bool) -> list[str] | None:
         raise ProtocolError(400, 'outputs must be a list of objects with a "name"')
     known = {**OUTPUTS, **(ROUTER_OUTPUTS if routed else {})}
     names = [o["name"] for o in outputs]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ProtocolError(400, f"output {repeated[0][:100]!r} is asked for twice")
     unknown = [name for name in names if name not in known]
     if unknown:
         raise ProtocolError(

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
+from starlette.requests import ClientDisconnect, Request
 
 from duration_service.field_errors import MAX_FIELD_NAME, MAX_LISTED_ERRORS, field_name, summary
 from duration_service.metrics import STATUS_ERROR_KINDS
@@ -50,6 +51,22 @@ def is_json_media(content_type: str | None) -> bool:
     """True for ``application/json`` (any parameters) and ``+json`` media types."""
     media = (content_type or "").split(";")[0].strip().lower()
     return media == "application/json" or media.endswith("+json")
+
+
+async def read_body(request: Request) -> bytes:
+    """The request's body.
+
+    Raises:
+        ProtocolError: 400, counted as ``client_disconnected``, when the client hung up before
+            sending all of it (nobody reads the answer; no traceback is logged).
+    """
+    try:
+        return await request.body()
+    except ClientDisconnect:
+        raise ProtocolError(
+            400, "the client disconnected before sending the whole body",
+            kind="client_disconnected",
+        ) from None  # fmt: skip
 
 
 def read_json(body: bytes, content_type: str | None) -> Any:

@@ -7,7 +7,7 @@ both services.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -48,9 +48,17 @@ class Scorer(Protocol):
     def unavailable(self) -> str | None:
         """Why nothing can be scored now (None when something can)."""
 
-    async def score(self, rides: Sequence[Ride], *, version: str | None, route: str) -> Scored:
+    async def score(
+        self,
+        rides: Sequence[Ride],
+        *,
+        version: str | None,
+        route: str,
+        headers: Mapping[str, str],
+    ) -> Scored:
         """Predict ``rides``; ``version`` asks for that model version (None: the service's
-        choice); ``route`` labels the metrics.
+        choice); ``route`` labels the metrics; ``headers`` are the request's (a scorer that
+        routes reads them: the router's ``X-Model-Variant``).
 
         Raises:
             ProtocolError: 404 when ``version`` is not served, 503 when nothing is.
@@ -90,9 +98,17 @@ class ModelScorer:
         """The reason the model is not loaded, None when it is."""
         return None if self.state.model is not None else f"model not loaded: {self.state.error}"
 
-    async def score(self, rides: Sequence[Ride], *, version: str | None, route: str) -> Scored:
+    async def score(
+        self,
+        rides: Sequence[Ride],
+        *,
+        version: str | None,
+        route: str,
+        headers: Mapping[str, str],
+    ) -> Scored:
         """Predict with the loaded model: one ride through the micro-batcher (like
-        ``/predict``), several in a worker thread (like ``/predict/batch``).
+        ``/predict``), several in a worker thread (like ``/predict/batch``); ``headers`` are
+        not read.
 
         Raises:
             ProtocolError: 503 without a model, 404 when ``version`` is not the loaded one.

@@ -99,9 +99,7 @@ class MonthSource:
     path: Path | None = None
 
 
-def resolve_model(
-    model_uri: str, tracking_uri: str | None, cache_dir: Path
-) -> ScoringModel:
+def resolve_model(model_uri: str, tracking_uri: str | None, cache_dir: Path) -> ScoringModel:
     """Resolve and download ``model_uri`` from the registry (``models:/NAME@ALIAS``,
     ``models:/NAME/VERSION`` or a version number of the ladder's model).
 
@@ -184,6 +182,8 @@ def score_months(
             left to score, or an engine failure; months published before it stay complete.
     """
     started = time.perf_counter()
+    if engine not in ENGINES:
+        raise ScoreError(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
     if not months:
         raise ScoreError("--month: give at least one month, e.g. green:2021-03")
     sources = [_month_source(m) for m in months]

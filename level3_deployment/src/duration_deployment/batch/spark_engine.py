@@ -228,9 +228,15 @@ class SparkEngine:
         scored = (
             numbered.withColumn(
                 "ride_id",
-                ride_id("pickup_datetime", "dropoff_datetime", "PULocationID", "DOLocationID",
-                        "trip_distance", "_position"),
-            )  # fmt: skip
+                ride_id(
+                    "pickup_datetime",
+                    "dropoff_datetime",
+                    "PULocationID",
+                    "DOLocationID",
+                    "trip_distance",
+                    "_position",
+                ),
+            )
             .filter("_accepted")
             .withColumn(
                 "predicted_duration",

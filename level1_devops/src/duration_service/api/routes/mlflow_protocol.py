@@ -15,7 +15,7 @@ from duration_service.protocols.documents import (
     invocations_schema,
     request_body,
 )
-from duration_service.protocols.rides import ProtocolError, read_json
+from duration_service.protocols.rides import ProtocolError, read_body, read_json
 
 ROUTE = "/invocations"
 
@@ -49,16 +49,18 @@ def build_router(max_batch_size: int, *, routed: bool = False) -> APIRouter:
     async def invocations(request: Request, scorer: ScorerDep) -> JSONResponse:
         """Predict the duration (minutes) of each ride of an MLflow scoring request."""
         try:
-            document = read_json(await request.body(), request.headers.get("content-type"))
+            body = await read_body(request)
+            document = read_json(body, request.headers.get("content-type"))
             rides = mlflow_scoring.parse_invocation(document, max_batch_size)
-            scored = await scorer.score(rides, version=None, route=ROUTE)
+            scored = await scorer.score(rides, version=None, route=ROUTE, headers=request.headers)
         except ProtocolError as exc:
             tag_error(request, exc.kind)
             return JSONResponse(status_code=exc.status, content=mlflow_scoring.error_body(exc))
         return JSONResponse(mlflow_scoring.predictions_body(scored, routed=routed))
 
-    @router.get(
+    @router.api_route(
         "/ping",
+        methods=["GET", "HEAD"],
         response_class=PlainTextResponse,
         responses={
             200: {"content": {"text/plain": {"example": "\n"}}},

@@ -22,7 +22,7 @@ from duration_service.protocols.documents import (
     infer_schema,
     request_body,
 )
-from duration_service.protocols.rides import ProtocolError
+from duration_service.protocols.rides import ProtocolError, read_body
 from duration_service.protocols.scoring import Scorer
 
 MODEL = "/v2/models/{model_name}"
@@ -66,12 +66,18 @@ def build_router(server_name: str, max_batch_size: int, *, routed: bool = False)
     if routed:
         infer_errors[409] = {"model": V2Error, "description": "X-Model-Variant names no variant"}
 
-    @router.get("/v2/health/live", response_model=V2Live)
+    @router.api_route("/v2/health/live", methods=["GET", "HEAD"], response_model=V2Live)
     async def live() -> V2Live:
         """Liveness: the server answers."""
         return V2Live(live=True)
 
-    @router.get("/v2/health/ready", response_model=V2Ready, responses={503: {"model": V2Ready}})
+    @router.api_route(
+        "/v2/health/ready",
+        methods=["GET", "HEAD"],
+        response_model=V2Ready,
+        response_model_exclude_none=True,
+        responses={503: {"model": V2Ready}},
+    )
     async def ready(scorer: ScorerDep) -> V2Ready | JSONResponse:
         """Readiness: 200 when the model can be scored, else 503 with the reason."""
         reason = scorer.unavailable()
@@ -113,11 +119,13 @@ def build_router(server_name: str, max_batch_size: int, *, routed: bool = False)
         try:
             _check(scorer, model_name, model_version)
             parsed = v2.parse_infer(
-                await request.body(), request.headers.get(v2.BINARY_HEADER), max_batch_size,
+                await read_body(request), request.headers.get(v2.BINARY_HEADER), max_batch_size,
                 routed=routed,
             )  # fmt: skip
-            route = VERSION if model_version else MODEL
-            scored = await scorer.score(parsed.rides, version=model_version, route=route + "/infer")
+            route = (VERSION if model_version else MODEL) + "/infer"
+            scored = await scorer.score(
+                parsed.rides, version=model_version, route=route, headers=request.headers
+            )
         except ProtocolError as exc:
             return _error(request, exc)
         return JSONResponse(v2.infer_body(model_name, model_version, parsed, scored))
@@ -142,14 +150,16 @@ def build_router(server_name: str, max_batch_size: int, *, routed: bool = False)
         """One served version's inputs and outputs."""
         return await metadata(request, scorer, model_name, model_version)
 
-    @router.get(MODEL + "/ready", response_model=V2Ready, responses=errors)
+    @router.get(MODEL + "/ready", response_model=V2Ready, response_model_exclude_none=True,
+                responses=errors)  # fmt: skip
     async def ready_model(
         request: Request, scorer: ScorerDep, model_name: str
     ) -> V2Ready | JSONResponse:
         """200 when the model can be scored."""
         return await model_ready(request, scorer, model_name, None)
 
-    @router.get(VERSION + "/ready", response_model=V2Ready, responses=errors)
+    @router.get(VERSION + "/ready", response_model=V2Ready, response_model_exclude_none=True,
+                responses=errors)  # fmt: skip
     async def ready_version(
         request: Request, scorer: ScorerDep, model_name: str, model_version: str
     ) -> V2Ready | JSONResponse:
