@@ -9,7 +9,7 @@ the ride's position among the kept rides (from Parquet's row index, so the ride 
 as the pandas engine's), the API's input rule, then the registered model through
 ``mlflow.pyfunc.spark_udf``. Both engines write the same rows and predictions (tested).
 
-Needs ``pyspark`` (``pip install 'duration-deployment[spark]'``) and Java 17 or newer. On a
+Needs ``pyspark`` (the ``spark`` extra) and Java 17 or newer. On a
 cluster the executors need this project's packages and the model's requirements installed,
 and the month's file must be on storage they can read.
 """
@@ -79,7 +79,8 @@ class SparkEngine:
             from pyspark.sql import SparkSession
         except ImportError:
             raise ScoreError(
-                "the spark engine needs pyspark: pip install 'duration-deployment[spark]'"
+                "the spark engine needs pyspark: install the spark extra "
+                "(pip install -e 'level3_deployment[spark]' from a clone, or pyspark>=4.0)"
             ) from None
         problem = java_problem()
         if problem is not None:

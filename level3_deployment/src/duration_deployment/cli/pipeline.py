@@ -44,7 +44,15 @@ def train_and_deploy(args: argparse.Namespace, client: RouterClient) -> dict[str
         body = {"model_uri": result.version, "variant": "challenger"}
         if args.weight is not None:
             body["weight"] = args.weight
-        deployment = client.call("POST", "/deployments", json=body)
+        try:
+            deployment = client.call("POST", "/deployments", json=body)
+        except CallError as exc:
+            # The version is registered whatever the router said: say how to try again.
+            raise CallError(
+                f"{exc}; v{result.version} is registered: deploy it again with "
+                f"duration-deploy deploy {result.version}"
+                + ("" if args.weight is None else f" --weight {args.weight}")
+            ) from None
     summary["deployment"] = deployment
     summary["seconds"] = round(time.perf_counter() - started, 2)
     return summary
