@@ -308,3 +308,87 @@ def test_kill_9_mid_job_leaves_no_half_month(registry: str, tmp_path: Path) -> N
     staged = list(out.iterdir())
     assert all(p.name.startswith(".duration-score-") for p in staged)  # hidden from readers
     assert ds.dataset(out, format="parquet", partitioning="hive").count_rows() == 0
+
+
+# -- found by an adversarial review -----------------------------------------------------------
+
+
+def _march_head(path: Path, rows: int, **changes: object) -> Path:
+    """The first ``rows`` raw rows of green 2021-03 (columns changed as given) at ``path``."""
+    frame = pq.read_table(bundled_path(TripMonth.parse(MARCH))).slice(0, rows).to_pandas()
+    for column, value in changes.items():
+        frame[column] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path)
+    return path
+
+
+def test_the_spark_engine_reads_exactly_the_file_and_refuses_what_the_core_refuses(
+    registry: str, tmp_path: Path
+) -> None:
+    require_program(["java"], "apt-get install openjdk-17-jre-headless (Debian/Ubuntu)")
+    march = TripMonth.parse(MARCH)
+    small = _march_head(tmp_path / "c[ab]" / "march.parquet", 2_000)
+    _march_head(tmp_path / "ca" / "march.parquet", 5_000)  # what the glob c[ab] would match
+    summary = score_months(
+        CHAMPION, [MonthSource(march, small)], tmp_path / "out", tracking_uri=registry,
+        engine="spark", master="local[1]",
+    )  # fmt: skip
+    assert summary.months[0].rows_read == 2_000
+    fraction = _march_head(tmp_path / "frac.parquet", 50, PULocationID=12.5)
+    for engine in ("pandas", "spark"):
+        with pytest.raises(ScoreError) as error:
+            score_months(
+                CHAMPION, [MonthSource(march, fraction)], tmp_path / engine,
+                tracking_uri=registry, engine=engine, master="local[1]",  # type: ignore[arg-type]
+            )  # fmt: skip
+        assert str(error.value).startswith("--month green:2021-03: ")
+        assert "whole-number" in str(error.value)
+        assert "\n" not in str(error.value)
+        assert not list((tmp_path / engine).glob("service=*"))
+
+
+def test_a_corrupt_second_month_keeps_the_first_and_says_so(registry: str, tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.parquet"
+    data = bytearray(bundled_path(TripMonth.parse(MARCH)).read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 4096] = bytes(4096)
+    corrupt.write_bytes(bytes(data))
+    months = [MARCH, MonthSource(TripMonth.parse("green:2021-02"), corrupt)]
+    with pytest.raises(ScoreError) as error:
+        score_months(CHAMPION, months, tmp_path / "out", tracking_uri=registry)
+    assert str(error.value).startswith("--month green:2021-02: ")
+    assert str(error.value).endswith("nothing of it was written")
+    assert [m.month for m in error.value.published] == [MARCH]
+    assert read_scored(tmp_path / "out")["month"].unique().tolist() == [3]
+
+
+def test_a_missing_registry_is_named_not_created(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "mlflow.db"
+    with pytest.raises(ScoreError, match="no registry there"):
+        score_months(CHAMPION, [MARCH], tmp_path / "out", tracking_uri=f"sqlite:///{missing}")
+    assert not missing.exists()
+
+
+def test_a_month_given_twice_is_refused(registry: str, tmp_path: Path) -> None:
+    with pytest.raises(ScoreError, match=r"^--month green:2021-03 is given twice$"):
+        score_months(CHAMPION, [MARCH, MARCH], tmp_path / "out", tracking_uri=registry)
+
+
+def test_sigterm_cleans_up_like_ctrl_c(registry: str, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    log = tmp_path / "score.log"
+    process = subprocess.Popen(
+        [str(BIN / "duration-score"), "--model", CHAMPION, "--month", MARCH, "--out", str(out),
+         "--tracking-uri", registry, "--batch-rows", "2000"],
+        stdout=subprocess.DEVNULL, stderr=log.open("w"), cwd=tmp_path,
+    )  # fmt: skip
+    deadline = time.monotonic() + 240
+    while "rides scored" not in log.read_text() and time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 130
+    assert log.read_text().strip().splitlines()[-1] == (
+        "duration-score: interrupted; the month being scored was not published"
+    )
+    assert list(out.iterdir()) == []  # the staging folder is gone too

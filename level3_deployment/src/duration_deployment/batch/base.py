@@ -5,14 +5,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from duration_core import TripBatches
 from duration_core.datasets import TripMonth
 
 
 class ScoreError(Exception):
-    """The job cannot run or finish; the message names the argument, month or folder."""
+    """The job cannot run or finish; the message names the argument, month or folder.
+
+    Attributes:
+        published: Months already published before the failure (complete, and kept).
+    """
+
+    def __init__(self, message: str, published: list[Any] | None = None) -> None:
+        super().__init__(message)
+        self.published = list(published or [])
 
 
 @dataclass(frozen=True)

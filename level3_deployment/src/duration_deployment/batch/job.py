@@ -31,6 +31,7 @@ from duration_deployment.batch.pandas_engine import PandasEngine
 from duration_deployment.batch.spark_engine import SparkEngine
 from duration_deployment.errors import RouterError
 from duration_deployment.registry import Registry
+from duration_training.tracking import absolute_sqlite, resolve_tracking_uri
 
 logger = logging.getLogger(__name__)
 
@@ -107,12 +108,22 @@ def resolve_model(model_uri: str, tracking_uri: str | None, cache_dir: Path) -> 
         ScoreError: Not a registry URI, an unknown model, version or alias, a download that
             does not verify, or a registry that is down.
     """
+    uri = absolute_sqlite(resolve_tracking_uri(tracking_uri))
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        # Checked before MLflow opens it: opening a missing SQLite store creates it empty.
+        raise ScoreError(
+            f"--tracking-uri {uri}: no registry there (run duration-pipeline first, or name "
+            "the registry with --tracking-uri)"
+        )
     match = _MODEL_NAME_IN_URI.match(model_uri.strip())
-    registry = Registry(tracking_uri, match["name"] if match else MODEL_NAME, cache_dir)
     try:
+        registry = Registry(uri, match["name"] if match else MODEL_NAME, cache_dir)
         version, folder, _, _, _ = registry.fetch(model_uri)
     except RouterError as exc:
         raise ScoreError(f"--model {model_uri}: {exc}") from None
+    except Exception as exc:  # MLflow's own, e.g. an unsupported URI scheme
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise ScoreError(f"--tracking-uri {uri}: MLflow cannot use it: {first}") from None
     return ScoringModel(
         uri=model_uri,
         name=registry.model_name,
@@ -186,7 +197,13 @@ def score_months(
         raise ScoreError(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
     if not months:
         raise ScoreError("--month: give at least one month, e.g. green:2021-03")
+    if not str(out).strip():
+        raise ScoreError("--out: give a folder")
     sources = [_month_source(m) for m in months]
+    named = [str(source.month) for source in sources]
+    repeated = sorted({m for m in named if named.count(m) > 1})
+    if repeated:
+        raise ScoreError(f"--month {repeated[0]} is given twice")
     with tempfile.TemporaryDirectory(prefix="duration-score-model-") as scratch:
         model = resolve_model(model_uri, tracking_uri, model_cache_dir or Path(scratch))
         logger.info("model %s: %s v%s (run %s)", model_uri, model.name, model.version, model.run_id)
@@ -197,11 +214,15 @@ def score_months(
             raise ScoreError(str(exc)) from None
         try:
             runner = make_engine(engine, model, master=master, spark_conf=spark_conf or {})
+            results: list[MonthResult] = []
             try:
-                results = [
-                    _score_one(runner, month_trips, source.month, model, staging, out)
-                    for source, month_trips in zip(sources, trips, strict=True)
-                ]
+                for source, month_trips in zip(sources, trips, strict=True):
+                    try:
+                        results.append(
+                            _score_one(runner, month_trips, source.month, model, staging, out)
+                        )
+                    except ScoreError as exc:
+                        raise ScoreError(str(exc), published=results) from None
             finally:
                 runner.close()
         finally:
@@ -238,7 +259,11 @@ def _score_one(
     folder = staging / f"{month.service}-{month.year}-{month.month:02d}"
     logger.info("%s: scoring %s (%s rows) with the %s engine", month, trips.path.name,
                 f"{trips.rows:,}", runner.name)  # fmt: skip
-    counts = runner.score(trips, month, model, folder)
+    try:
+        counts = runner.score(trips, month, model, folder)
+    except (DurationCoreError, OSError) as exc:  # the data (a bad value, a corrupt file), a disk
+        reason = str(exc) if not isinstance(exc, OSError) else f"{exc.strerror or exc}"
+        raise ScoreError(f"--month {month}: {reason}; nothing of it was written") from None
     if counts.rows_kept == 0:
         raise ScoreError(
             f"--month {month}: no ride is left after the course's "

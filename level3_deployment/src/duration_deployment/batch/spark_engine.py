@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from duration_core import TripBatches
+from duration_core import DurationCoreError, InvalidValueError, TripBatches
 from duration_core.datasets import TripMonth
 from duration_deployment.batch.base import MonthCounts, ScoreError, ScoringModel
 from duration_deployment.rides import ride_ids
@@ -33,8 +33,9 @@ from duration_service.schemas import MAX_TRIP_DISTANCE_MILES, MAX_ZONE, MIN_ZONE
 
 logger = logging.getLogger(__name__)
 
-#: Rows per chunk of the file when numbering kept rides (one window partition each).
-POSITION_CHUNK_ROWS = 1_000_000
+#: Rows per chunk of the file when numbering kept rides (one window partition, so one task,
+#: each: a month of 3M rides is numbered by 30 tasks).
+POSITION_CHUNK_ROWS = 100_000
 #: Settings every session gets (``--spark-conf`` may override them).
 DEFAULT_CONF = {
     "spark.app.name": "duration-score",
@@ -110,7 +111,31 @@ class SparkEngine:
     def score(
         self, trips: TripBatches, month: TripMonth, model: ScoringModel, folder: Path
     ) -> MonthCounts:
-        """Score the month into ``folder`` (Spark's part files)."""
+        """Score the month into ``folder`` (Spark's part files).
+
+        Raises:
+            ScoreError: A path Hadoop cannot take, a file the core library would refuse (a
+                zone that is not a whole number, timestamps that are not timestamps, one of
+                two with a time zone), or Spark failing on the data (one line, no stack).
+        """
+        for path in (trips.path, folder):
+            if ":" in str(path):
+                raise ScoreError(
+                    f"{path}: the spark engine cannot use a path with ':' (Hadoop reads it as "
+                    "a URI scheme); rename it or use --engine pandas"
+                )
+        try:
+            return self._score(trips, month, model, folder)
+        except (ScoreError, DurationCoreError):
+            raise
+        except Exception as exc:  # Py4J, AnalysisException, PythonException: Spark's own kinds
+            raise ScoreError(
+                f"--month {month}: {trips.path.name}: Spark failed: {_first_line(exc)}"
+            ) from None
+
+    def _score(
+        self, trips: TripBatches, month: TripMonth, model: ScoringModel, folder: Path
+    ) -> MonthCounts:
         from pyspark.sql import functions as F  # noqa: N812  # Spark's own convention
 
         flagged = self._flagged(trips)
@@ -121,9 +146,15 @@ class SparkEngine:
                 F.count(F.lit(1)).alias("read"),
                 F.sum(F.col("_kept").cast("long")).alias("kept"),
                 F.sum((F.col("_kept") & F.col("_accepted")).cast("long")).alias("accepted"),
+                F.min(F.when(~F.col("_whole_zones"), F.col("_row"))).alias("bad_zone_row"),
             )
             .collect()
         )
+        bad = [int(r["bad_zone_row"]) for r in stats if r["bad_zone_row"] is not None]
+        if bad:
+            raise InvalidValueError(
+                f"{trips.path}: row {min(bad):,}: a location ID is not a whole-number TLC zone ID"
+            )
         rows = sorted((int(r["_chunk"]), int(r["read"]), int(r["kept"] or 0),
                        int(r["accepted"] or 0)) for r in stats)  # fmt: skip
         read = sum(r[1] for r in rows)
@@ -144,19 +175,27 @@ class SparkEngine:
         API accepts)."""
         from pyspark.sql import functions as F  # noqa: N812
 
-        raw = self.spark.read.parquet(str(trips.path))
+        # Exactly the file the core library resolved: Hadoop would read [, {, * and ? as a glob.
+        raw = self.spark.read.parquet(_glob_escaped(str(trips.path)))
         df = raw.select(
             F.col("_metadata.row_index").alias("_row"),
             *(F.col(f"`{source}`").alias(name) for name, source in trips.columns.items()),
         )
+        _check_types(df, trips.path)
+        zones = ("PULocationID", "DOLocationID")
+        whole = F.lit(True)
+        for zone in zones:  # a float zone must be a whole number, as duration_core requires
+            value = F.col(zone).cast("double")
+            whole = whole & (F.col(zone).isNull() | F.isnan(value) | (value == F.floor(value)))
         df = df.select(
             "_row",
             F.col("pickup_datetime").cast("timestamp_ntz").alias("pickup_datetime"),
             F.col("dropoff_datetime").cast("timestamp_ntz").alias("dropoff_datetime"),
-            F.col("PULocationID").cast("long").alias("PULocationID"),
-            F.col("DOLocationID").cast("long").alias("DOLocationID"),
+            *(F.when(~F.isnan(F.col(z).cast("double")), F.col(z).cast("long")).alias(z)
+              for z in zones),
             F.col("trip_distance").cast("double").alias("trip_distance"),
-        )
+            whole.alias("_whole_zones"),
+        )  # fmt: skip
         seconds = F.unix_micros(F.col("dropoff_datetime").cast("timestamp")) - F.unix_micros(
             F.col("pickup_datetime").cast("timestamp")
         )
@@ -267,6 +306,50 @@ class SparkEngine:
         if spark is not None:
             spark.stop()
             self.spark = None
+
+
+def _check_types(df: Any, path: Path) -> None:
+    """Refuse what :func:`duration_core.load_trips` refuses about column types.
+
+    Raises:
+        InvalidValueError: A timestamp column is not timestamps, only one of the two has a
+            time zone, or a zone or distance column is not numeric.
+    """
+    from pyspark.sql.types import NumericType, TimestampNTZType, TimestampType
+
+    types = {field.name: field.dataType for field in df.schema.fields}
+    aware = []
+    for name in ("pickup_datetime", "dropoff_datetime"):
+        if not isinstance(types[name], TimestampType | TimestampNTZType):
+            raise InvalidValueError(
+                f"{path}: column {name!r} holds {types[name].simpleString()}, not timestamps"
+            )
+        if isinstance(types[name], TimestampType):
+            aware.append(name)
+    if len(aware) == 1:
+        raise InvalidValueError(
+            f"{path}: {aware[0]!r} has a time zone and the other timestamp has none; "
+            "durations between them would be wrong"
+        )
+    for name in ("PULocationID", "DOLocationID", "trip_distance"):
+        if not isinstance(types[name], NumericType):
+            raise InvalidValueError(
+                f"{path}: column {name!r} holds {types[name].simpleString()}, not numbers"
+            )
+
+
+def _glob_escaped(path: str) -> str:
+    """``path`` with Hadoop's glob characters escaped, so it names exactly one file."""
+    return "".join(f"\\{c}" if c in "[]{}*?\\" else c for c in path)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first meaningful line of a Spark or Py4J error, without its stack trace."""
+    for line in str(exc).splitlines():
+        line = line.strip()
+        if line and not line.startswith(("at ", "JVM stacktrace", "Traceback")):
+            return line[:300]
+    return type(exc).__name__
 
 
 def _rows_in(folder: Path) -> int:

@@ -2,8 +2,10 @@
 
 Scores whole TLC months and writes the predictions as parquet partitioned
 ``service=/year=/month=`` (see :mod:`duration_deployment.batch`). Progress goes to stderr; the
-summary to stdout, as text or, with ``--json``, one JSON object. Exit codes: 0 done, 1 the job
-failed (the message names the model, month or folder), 2 bad usage.
+summary to stdout, as text or, with ``--json``, one JSON object (on failure
+``{"error", "published"}``: the months published before it). Exit codes: 0 done, 1 the job
+failed (the message names the model, month or folder), 2 bad usage, 130 interrupted (Ctrl-C or
+SIGTERM; the staging folder is removed, published months stay).
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import warnings
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from duration_core.trip_batches import DEFAULT_BATCH_ROWS
@@ -126,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # PySpark 4 warns on every UDF that it is not tested with pandas 3; the engines' outputs
     # are compared in the tests.
     warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
+    signal.signal(signal.SIGTERM, _interrupted)  # clean up as on Ctrl-C (timeout, systemd, k8s)
     try:
         summary = score_months(
             args.model,
@@ -140,9 +145,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except ScoreError as exc:
         print(f"duration-score: {exc}", file=sys.stderr)
+        published = [m.month for m in exc.published]
+        if published:
+            print(f"duration-score: published before the failure: {', '.join(published)}",
+                  file=sys.stderr)  # fmt: skip
+        if args.json:
+            print(json.dumps({"error": str(exc), "published": [asdict(m) for m in exc.published]}))
         return 1
+    except KeyboardInterrupt:
+        print("duration-score: interrupted; the month being scored was not published",
+              file=sys.stderr)  # fmt: skip
+        return 130
     print(json.dumps(summary.as_dict()) if args.json else render(summary))
     return 0
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
