@@ -287,23 +287,27 @@ def test_the_console_script_prints_one_json_summary(registry: str, tmp_path: Pat
     assert "--model" in usage.stderr
 
 
-def test_kill_9_mid_job_leaves_no_half_month(registry: str, tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    log = tmp_path / "score.log"
+def scoring_mid_month(registry: str, out: Path, log: Path) -> subprocess.Popen[bytes]:
+    """A ``duration-score`` process of green 2021-03 in batches of 2,000 rows, once it has
+    written its first batch (the month is half done)."""
     process = subprocess.Popen(
         [str(BIN / "duration-score"), "--model", CHAMPION, "--month", MARCH, "--out", str(out),
          "--tracking-uri", registry, "--batch-rows", "2000"],
-        stdout=subprocess.DEVNULL, stderr=log.open("w"), cwd=tmp_path,
+        stdout=subprocess.DEVNULL, stderr=log.open("w"), cwd=log.parent,
     )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 240
-        while "rides scored" not in log.read_text() and time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text()[-3000:]
-            time.sleep(0.05)
-        os.kill(process.pid, signal.SIGKILL)
-    finally:
-        process.wait(timeout=30)
+    deadline = time.monotonic() + 240
+    while "rides scored" not in log.read_text() and time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.05)
     assert "rides scored" in log.read_text()
+    return process
+
+
+def test_kill_9_mid_job_leaves_no_half_month(registry: str, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    process = scoring_mid_month(registry, out, tmp_path / "score.log")
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
     assert not (out / "service=green").exists()  # nothing of the month is visible
     staged = list(out.iterdir())
     assert all(p.name.startswith(".duration-score-") for p in staged)  # hidden from readers
@@ -377,15 +381,7 @@ def test_a_month_given_twice_is_refused(registry: str, tmp_path: Path) -> None:
 def test_sigterm_cleans_up_like_ctrl_c(registry: str, tmp_path: Path) -> None:
     out = tmp_path / "out"
     log = tmp_path / "score.log"
-    process = subprocess.Popen(
-        [str(BIN / "duration-score"), "--model", CHAMPION, "--month", MARCH, "--out", str(out),
-         "--tracking-uri", registry, "--batch-rows", "2000"],
-        stdout=subprocess.DEVNULL, stderr=log.open("w"), cwd=tmp_path,
-    )  # fmt: skip
-    deadline = time.monotonic() + 240
-    while "rides scored" not in log.read_text() and time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()[-3000:]
-        time.sleep(0.05)
+    process = scoring_mid_month(registry, out, log)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 130
     assert log.read_text().strip().splitlines()[-1] == (
