@@ -1,7 +1,7 @@
 """No import cycles in any package's ``src/``: every import counts, including those under
 ``TYPE_CHECKING`` and inside functions (grimp builds the graph from the source).
 
-Run by ``tox -e lint`` (the four packages installed). Exit 1 naming each cycle, 0 otherwise.
+Run by ``tox -e lint`` (the five packages installed). Exit 1 naming each cycle, 0 otherwise.
 """
 
 from __future__ import annotations
@@ -10,7 +10,13 @@ import sys
 
 import grimp
 
-PACKAGES = ("duration_core", "duration_service", "duration_training", "duration_deployment")
+PACKAGES = (
+    "duration_core",
+    "duration_service",
+    "duration_training",
+    "duration_deployment",
+    "mlops_assess",
+)
 
 
 def cycles(packages: tuple[str, ...] = PACKAGES) -> list[list[str]]:
