@@ -1,20 +1,22 @@
 """Build the distributions and prove they work when installed alone (`tox -e build`).
 
-1. Build the sdist and the wheel of each of the four distributions (duration-core,
-   duration-service, duration-training, duration-deployment) with `python -m build` (the
+1. Build the sdist and the wheel of each of the five distributions (duration-core,
+   duration-service, duration-training, duration-deployment, mlops-assess) with
+   `python -m build` (the
    wheel is built FROM the sdist, so a file missing from the sdist breaks the wheel too)
    and run `twine check` when twine is installed.
    With uv beside this interpreter (tox deps `build[uv]`) or on PATH, build and the install
    below use it: the same packages, a few times faster; else pip.
 2. Check the archives hold the bundled TLC data (duration_core/data/...).
-3. Make a fresh virtual environment (venv module) and install ONLY the four wheels, their
+3. Make a fresh virtual environment (venv module) and install ONLY the five wheels, their
    dependencies from the package index.
 4. From a temporary folder outside the repository: `duration-train` on the months bundled in
    the installed wheel (--no-download), then `duration-serve` on a free port, wait for /ready,
    POST one ride to /predict, check the answer, stop the server with SIGTERM; then
    `duration-pipeline run` into an embedded registry (level 2), `duration-router` on it
    (level 3): /ready names the champion, /predict and /invocations answer with its version;
-   then `duration-score` scores green 2021-03 with it (80,349 rides written).
+   then `duration-score` scores green 2021-03 with it (80,349 rides written); last,
+   the installed `mlops-assess` places level1_devops/ at level 1 and the repository at 3.
 
 Exits 0 when every step passed, else 1 with the reason (and the server's log, if it ran).
 Usage: python scripts/check_dists.py [--keep] [--timeout SECONDS]
@@ -47,12 +49,14 @@ PROJECTS = {
     "duration-service": ROOT / "level1_devops",
     "duration-training": ROOT / "level2_training",
     "duration-deployment": ROOT / "level3_deployment",
+    "mlops-assess": ROOT / "assessment",
 }
 #: A file each wheel must hold besides its modules (level 3: the report templates).
 MARKERS = {
     "duration_service": "duration_service/main.py",
     "duration_training": "duration_training/pipeline.py",
     "duration_deployment": "duration_deployment/templates/ab_report.html.j2",
+    "mlops_assess": "mlops_assess/catalogue.toml",
 }
 TOKEN = "check-dists-token-0123456789"  # noqa: S105 (a throwaway router of this check)
 DATA_FILES = (
@@ -326,6 +330,17 @@ def check_levels_2_and_3(bin_dir: Path, work: Path, env: dict[str, str], timeout
     print(f"    {scored['rows_written']:,} rides -> {scored['months'][0]['path']}")
 
 
+def check_assessor(bin_dir: Path, work: Path) -> None:
+    """The installed mlops-assess places level 1's folder at 1 and the repository at 3."""
+    for folder, expected in ((ROOT / "level1_devops", 1), (ROOT, 3)):
+        step(f"mlops-assess {folder} (expected level {expected})")
+        out = run([bin_dir / "mlops-assess", folder, "--format", "json"], cwd=work, capture=True)
+        level = json.loads(out)["level"]
+        if level != expected:
+            raise CheckError(f"mlops-assess placed {folder} at level {level}, not {expected}")
+        print(f"    level {level}")
+
+
 def wait_ready(name: str, server: subprocess.Popen[bytes], port: int, timeout: float) -> str:
     """Poll ``GET /ready`` until it answers 200; return its body.
 
@@ -377,6 +392,7 @@ def main() -> int:
         work = tmp / "work"
         work.mkdir()
         check_installed(bin_dir, work, args.timeout)
+        check_assessor(bin_dir, work)
     except CheckError as exc:
         print(f"check_dists: FAILED: {exc}", file=sys.stderr)
         return 1
@@ -386,7 +402,7 @@ def main() -> int:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     elapsed = time.perf_counter() - start
-    print(f"check_dists: OK, 4 distributions built, installed and served in {elapsed:.0f} s")
+    print(f"check_dists: OK, 5 distributions built, installed and served in {elapsed:.0f} s")
     return 0
 
 

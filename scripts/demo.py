@@ -7,7 +7,8 @@ summary shows the same validation RMSE at every rung (NYC TLC green taxis, train
 validate 2021-02) and the service's answers next to the actual durations (the same through
 MLflow's scoring protocol and the Open Inference Protocol V2); level 2 tracks and registers;
 level 3 deploys behind the A/B router, replays real months, and scores a whole month in batch
-with the champion (`duration-score`).
+with the champion (`duration-score`). Last, `mlops-assess` reads each level's folder (never
+running it) and prints the ladder as the assessor sees it.
 """
 
 from __future__ import annotations
@@ -296,6 +297,47 @@ def print_level3(level3: dict) -> None:
           f"({scored['seconds']:.1f}s) -> {rel(Path(month['path']))}")  # fmt: skip
 
 
+LEVEL_FOLDERS = (
+    "level0_notebook",
+    "level1_devops",
+    "level2_training",
+    "level3_deployment",
+    "level4_operations",
+)
+
+
+def run_assessment() -> tuple[list[dict], float]:
+    """`mlops-assess FOLDER --format json` on each level folder that exists, and the seconds."""
+    start = time.perf_counter()
+    results = []
+    for folder in LEVEL_FOLDERS:
+        if not (ROOT / folder).is_dir():
+            continue
+        command = ["mlops-assess", folder, "--format", "json"]
+        print("$", " ".join(command), flush=True)
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+        results.append(json.loads(done.stdout))
+    return results, time.perf_counter() - start
+
+
+def print_assessment(results: list[dict], seconds: float) -> bool:
+    """The ladder as mlops-assess sees it; True when each folder sits at its own level."""
+    print(f"Assessor: mlops-assess read each level's folder, never running it ({seconds:.1f}s)")
+    print(f"   {'folder':<19} {'level':>5}  {'criteria met':>12}  what the next level adds")
+    placed = True
+    for result in results:
+        leveled = [c for c in result["criteria"] if c["level"] is not None]
+        met = sum(c["met"] for c in leveled)
+        nxt = result["next_level"]
+        adds = "; ".join(m["id"] for m in nxt["missing"]) if nxt else "(top of the ladder)"
+        print(f"   {result['scope']:<19} {result['level']:>5}  {met:>5} of {len(leveled):<4}  "
+              f"{adds}")  # fmt: skip
+        placed = placed and result["scope"].startswith(f"level{result['level']}_")
+    print(f"   each folder is placed at its own level: {placed}  "
+          "(why: mlops-assess FOLDER --explain ID)")  # fmt: skip
+    return placed
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -315,6 +357,8 @@ def main() -> int:
     level2, steps, level2_seconds = run_level2(args.out_dir / "level2")
     print("Level 3: duration-router and duration-deploy ...", flush=True)
     level3 = run_level3(args.out_dir / "level3")
+    print("Assessor: mlops-assess on each level folder ...", flush=True)
+    assessed, assess_seconds = run_assessment()
 
     rel = Path(core["model_path"]).resolve()
     rel = rel.relative_to(ROOT) if rel.is_relative_to(ROOT) else rel
@@ -370,9 +414,18 @@ def main() -> int:
           f"sqlite:///{(args.out_dir / 'level2' / 'mlflow.db').relative_to(ROOT)}")  # fmt: skip
     print()
     print_level3(level3)
+    print()
+    placed = print_assessment(assessed, assess_seconds)
     verdict = (level3["ab"].get("comparison") or {}).get("verdict")
     scored = level3["scored"]["rows_written"] > 0
-    ok = gap <= 1e-6 * core["val_rmse"] and same and standard and verdict == "promote" and scored
+    ok = (
+        gap <= 1e-6 * core["val_rmse"]
+        and same
+        and standard
+        and verdict == "promote"
+        and scored
+        and placed
+    )
     return 0 if ok else 1
 
 
