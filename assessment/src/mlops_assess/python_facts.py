@@ -72,8 +72,13 @@ def python_facts(source: str, *, cell: int | None = None, into: PyFacts | None =
         line = getattr(exc, "lineno", None)
         where = f"line {line}: " if line else ""
         raise SourceSyntaxError(f"not valid Python ({where}{getattr(exc, 'msg', exc)})") from None
+    except (RecursionError, MemoryError):
+        raise SourceSyntaxError("not read: nested too deeply to parse") from None
     facts = into if into is not None else PyFacts()
-    _Collector(facts, cell).visit(tree)
+    try:
+        _Collector(facts, cell).visit(tree)
+    except RecursionError:
+        raise SourceSyntaxError("not read: nested too deeply to walk") from None
     return facts
 
 

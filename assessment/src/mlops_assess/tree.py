@@ -71,6 +71,7 @@ class RepoFiles:
     files: list[str] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
     _text: dict[str, str | None] = field(default_factory=dict, repr=False)
+    _noted: set[str] = field(default_factory=set, repr=False)
 
     def in_folder(self, folder: str) -> list[str]:
         """Files under ``folder`` (relative to the root; ``""`` is the whole repository)."""
@@ -89,7 +90,8 @@ class RepoFiles:
 
     def note(self, rel: str, problem: str) -> None:
         """Record that ``rel`` could not be used (once per file)."""
-        if not any(n.path == rel for n in self.notes):
+        if rel not in self._noted:
+            self._noted.add(rel)
             self.notes.append(Note(rel, problem))
 
     def _read(self, rel: str) -> str | None:
