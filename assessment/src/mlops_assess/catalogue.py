@@ -223,7 +223,9 @@ class Catalogue(_Strict):
         for criterion in self.criteria:
             unknown = sorted(set(criterion.ml_test_score) - tests)
             if unknown:
-                raise ValueError(f"criterion {criterion.id}: unknown ML Test Score test {unknown}")
+                raise ValueError(
+                    f"criterion {criterion.id}: ml_test_score: unknown ML Test Score test {unknown}"
+                )
         return self
 
     def get(self, criterion_id: str) -> Criterion:
@@ -266,7 +268,7 @@ def parse_catalogue(text: str, source: str = "catalogue.toml") -> Catalogue:
                 if index < len(criteria) and isinstance(criteria[index], dict):
                     location[1] = criteria[index].get("id", index)
             where = ".".join(str(part) for part in location)
-            problems.append(f"{where}: {error['msg']}")
+            problems.append(f"{where}: {error['msg']}" if where else error["msg"])
         raise CatalogueError(f"{source}: " + "; ".join(problems)) from None
 
 

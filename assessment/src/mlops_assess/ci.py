@@ -13,7 +13,6 @@ import fnmatch
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import Any
 
 from mlops_assess.tree import RepoFiles
@@ -58,7 +57,7 @@ def ci_files(repo: RepoFiles) -> dict[str, str]:
     """CI files anywhere in the repository, mapped to their system's name."""
     found: dict[str, str] = {}
     for path in repo.files:
-        name = PurePosixPath(path).name
+        name = path.rsplit("/", 1)[-1]
         if _is_workflow(path) or (
             "/.github/workflows/" in f"/{path}" and name.endswith((".yml", ".yaml"))
         ):

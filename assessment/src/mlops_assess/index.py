@@ -35,9 +35,10 @@ _TEST_DIRS = frozenset({"tests", "test", "testing"})
 _AUXILIARY_DIRS = frozenset({"benchmarks", "benchmark", "bench", "examples", "docs", "scripts"})
 
 
+@cache  # asked once per file and signal: keep it a dictionary look-up
 def is_test_file(path: str) -> bool:
     """Test code by pytest's conventions: a ``tests``/``test`` folder, ``test_*.py``, conftest."""
-    parts = PurePosixPath(path).parts
+    parts = path.split("/")
     name = parts[-1]
     return (
         any(part in _TEST_DIRS for part in parts[:-1])
@@ -47,9 +48,10 @@ def is_test_file(path: str) -> bool:
     )
 
 
+@cache
 def is_auxiliary_file(path: str) -> bool:
     """Code that is not shipped: under ``benchmarks/``, ``examples/``, ``docs/``, ``scripts/``."""
-    return any(part in _AUXILIARY_DIRS for part in PurePosixPath(path).parts[:-1])
+    return any(part in _AUXILIARY_DIRS for part in path.split("/")[:-1])
 
 
 def under(path: str, folder: str) -> bool:

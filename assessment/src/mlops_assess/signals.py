@@ -164,7 +164,7 @@ def _candidates(index: Index, globs: list[str], where: str) -> Iterator[str]:
     regex = _glob_regex(tuple(globs))
     files = index.own_files if where == "scope" else index.repo.files
     for path in files:
-        if regex.fullmatch(path) or regex.fullmatch(PurePosixPath(path).name):
+        if regex.fullmatch(path) or regex.fullmatch(path.rsplit("/", 1)[-1]):
             yield path
 
 
@@ -268,6 +268,8 @@ _FINDERS = {
 def unreadable_for(signal: Signal, index: Index) -> list[Note]:
     """Notes on files whose problems could hide evidence of this signal's kind."""
     notes = index.repo.notes
+    if not notes:
+        return []
     if signal.kind == "ci":
         ci = set(ci_files(index.repo))
         names = {"tox.ini", "Makefile"}

@@ -145,11 +145,18 @@ def walk(folder: Path) -> RepoFiles:
     scope = folder.relative_to(root).as_posix()
     repo = RepoFiles(root=root, scope="" if scope == "." else scope)
     seen_dirs: set[str] = set()
-    _walk_dir(root, root, repo, seen_dirs)
+    links: list[Path] = []
+    _walk_dir(root, root, repo, seen_dirs, links)
+    # Linked folders after every real one: a folder a link points to keeps its real path
+    # (``a/b -> ../b`` must not list ``b``'s files as ``a/b/...``, nor hide them from ``b``).
+    while links:
+        _walk_dir(root, links.pop(0), repo, seen_dirs, links)
     return repo
 
 
-def _walk_dir(root: Path, directory: Path, repo: RepoFiles, seen: set[str]) -> None:
+def _walk_dir(
+    root: Path, directory: Path, repo: RepoFiles, seen: set[str], links: list[Path]
+) -> None:
     real = os.path.realpath(directory)
     if real in seen:
         return
@@ -176,7 +183,10 @@ def _walk_dir(root: Path, directory: Path, repo: RepoFiles, seen: set[str]) -> N
                     continue
                 if (path / "pyvenv.cfg").exists():
                     continue
-                _walk_dir(root, path, repo, seen)
+                if is_link:
+                    links.append(path)
+                else:
+                    _walk_dir(root, path, repo, seen, links)
             elif entry.is_file():
                 repo.files.append(rel)
             elif is_link:
