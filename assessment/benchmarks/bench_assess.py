@@ -12,7 +12,8 @@ was just written):
 - the reference: ``os.walk`` over the tree plus reading every file's bytes, the least any
   tool that looks at every file must do;
 - ``assess()`` on the whole tree: walking, reading, parsing every Python file and notebook,
-  the CI files and manifests, and evaluating every criterion.
+  the CI files and manifests, and evaluating every criterion; once with one worker process
+  per core (the default) and once in this process alone (``workers=1``), which must agree.
 
 The target is under 10 seconds for 20,000 files.
 
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_assess.assess import assess
+from mlops_assess.sources import default_workers
 
 TARGET_SECONDS = 10.0
 TARGET_FILES = 20_000
@@ -250,10 +252,10 @@ def reference(root: Path) -> tuple[int, float]:
     return count, time.perf_counter() - start
 
 
-def measure_assess(root: Path) -> tuple[int, float, int]:
+def measure_assess(root: Path, workers: int | None = None) -> tuple[int, float, int]:
     """``assess()`` on the whole tree: (files, seconds, level)."""
     start = time.perf_counter()
-    assessment = assess(root)
+    assessment = assess(root, workers=workers)
     seconds = time.perf_counter() - start
     return assessment.files, seconds, assessment.level
 
@@ -268,6 +270,7 @@ def main() -> int:
     if args.files < 10:
         parser.error("--files must be at least 10")
 
+    workers = default_workers()
     with tempfile.TemporaryDirectory(prefix="bench-assess-") as tmp:
         root = Path(tmp) / "monorepo"
         start = time.perf_counter()
@@ -279,6 +282,10 @@ def main() -> int:
         ref_files, ref_seconds = min(ref_runs, key=lambda run: run[1])
         runs = [measure_assess(root) for _ in range(max(1, args.repeat))]
         files, seconds, level = min(runs, key=lambda run: run[1])
+        serial_runs = [measure_assess(root, workers=1) for _ in range(max(1, args.repeat))]
+        _, serial_seconds, serial_level = min(serial_runs, key=lambda run: run[1])
+        if serial_level != level:
+            raise SystemExit(f"one process found level {serial_level}, {workers} found {level}")
 
     target = TARGET_SECONDS * files / TARGET_FILES
     results: dict[str, Any] = {
@@ -293,7 +300,9 @@ def main() -> int:
             "seconds": seconds,
             "files_per_s": files / seconds,
             "level": level,
+            "workers": workers,
         },
+        "assess_one_process": {"seconds": serial_seconds, "files_per_s": files / serial_seconds},
         "ratio": seconds / ref_seconds,
         "target_seconds": target,
         "under_target": seconds < target,
@@ -303,7 +312,12 @@ def main() -> int:
         f"{'os.walk + read every file':<34}{ref_files:>9,}{ref_seconds:>10.2f}"
         f"{ref_files / ref_seconds:>12,.0f}"
     )
-    print(f"{'assess()':<34}{files:>9,}{seconds:>10.2f}{files / seconds:>12,.0f}")
+    print(
+        f"{'assess(), one process':<34}{files:>9,}{serial_seconds:>10.2f}"
+        f"{files / serial_seconds:>12,.0f}"
+    )
+    label = f"assess(), {workers} worker processes"
+    print(f"{label:<34}{files:>9,}{seconds:>10.2f}{files / seconds:>12,.0f}")
     print(f"assess() takes {seconds / ref_seconds:.1f}x the reference; level found: {level}")
     verdict = "under" if seconds < target else "OVER"
     print(

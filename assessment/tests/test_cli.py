@@ -189,3 +189,22 @@ def test_default_path_is_the_current_folder(
     status, out, _ = _run(capsys, "--format", "json")
     assert status == 0
     assert Path(json.loads(out)["repository_root"]) == small
+
+
+@pytest.mark.parametrize(
+    ("value", "message"), [("0", "must be 1 or more, not 0"), ("two", "not a whole number: 'two'")]
+)
+def test_workers_must_be_a_positive_number(
+    small: Path, capsys: Capsys, value: str, message: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(small), "--workers", value])
+    assert exit_info.value.code == 2
+    assert f"argument --workers: {message}" in capsys.readouterr().err
+
+
+def test_workers_give_the_same_json(small: Path, capsys: Capsys) -> None:
+    assert main([str(small), "--format", "json", "--workers", "1"]) == 0
+    one = capsys.readouterr().out
+    assert main([str(small), "--format", "json", "--workers", "2"]) == 0
+    assert capsys.readouterr().out == one

@@ -81,6 +81,7 @@ class Assessment:
     ml_test_score: list[SectionScore]
     notes: list[Note]
     files: int
+    ignored: int = 0  # files and folders of the repository that Git ignores, left out
     dependency_folders: dict[str, str] = field(default_factory=dict)
     entry_files: list[str] = field(default_factory=list)  # the folder's README, manifest
 
@@ -164,8 +165,13 @@ def ml_test_score(results: list[CriterionResult], catalogue: Catalogue) -> list[
     return scores
 
 
-def assess(path: Path, catalogue: Catalogue | None = None) -> Assessment:
+def assess(
+    path: Path, catalogue: Catalogue | None = None, *, workers: int | None = None
+) -> Assessment:
     """Assess the folder ``path`` (never importing or running anything in it).
+
+    ``workers`` caps the processes that parse Python at once (``None``: one per core; large
+    trees only, see :mod:`mlops_assess.sources`); the result is the same for any value.
 
     Raises:
         NotADirectoryError: ``path`` is not a folder.
@@ -177,7 +183,7 @@ def assess(path: Path, catalogue: Catalogue | None = None) -> Assessment:
         raise NotADirectoryError(f"{path}: not a folder (give the repository or a folder in it)")
     catalogue = catalogue or load_catalogue()
     repo = walk(path)
-    index = Index(repo)
+    index = Index(repo, workers)
     results = [evaluate(criterion, index) for criterion in catalogue.criteria]
     return Assessment(
         path=str(path),
@@ -188,6 +194,7 @@ def assess(path: Path, catalogue: Catalogue | None = None) -> Assessment:
         ml_test_score=ml_test_score(results, catalogue),
         notes=list(repo.notes),
         files=len(index.own_files),
+        ignored=repo.ignored,
         dependency_folders=dict(index.dependency_folders),
         entry_files=[f for f in _ENTRY_FILES(repo.scope) if f in set(index.own_files)],
     )

@@ -57,8 +57,24 @@ def _parser() -> argparse.ArgumentParser:
         help="explain one criterion (what it asks, why, where the ladder shows it) and what was "
         "found for it in PATH",
     )
+    parser.add_argument(
+        "--workers",
+        type=_positive,
+        metavar="N",
+        help="processes that may parse Python at once (large trees only); default: one per core",
+    )
     parser.add_argument("--version", action="version", version=f"mlops-assess {__version__}")
     return parser
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {number}")
+    return number
 
 
 def _explain(assessment: Assessment, criterion_id: str) -> str:
@@ -104,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.explain is not None and args.explain not in ids:
         parser.error(f"--explain: no criterion {args.explain!r}; ids: {', '.join(ids)}")
     try:
-        assessment = assess(args.path, catalogue)
+        assessment = assess(args.path, catalogue, workers=args.workers)
     except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
         parser.error(str(exc))
     if args.explain is not None:

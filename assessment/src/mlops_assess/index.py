@@ -13,9 +13,9 @@ console script one of its distributions declares.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, cached_property
-from pathlib import PurePosixPath
 
 from mlops_assess.ci import CIJob, read_jobs
 from mlops_assess.manifests import (
@@ -26,9 +26,10 @@ from mlops_assess.manifests import (
     read_pyproject,
     read_requirements,
 )
-from mlops_assess.python_facts import PyFacts, SourceSyntaxError, notebook_facts, python_facts
+from mlops_assess.python_facts import PyFacts
 from mlops_assess.runners import Makefile, ToxConfig, expand, is_install, read_makefile, read_tox
-from mlops_assess.tree import RepoFiles
+from mlops_assess.sources import parse_files
+from mlops_assess.tree import RepoFiles, file_name, under
 
 _TEST_DIRS = frozenset({"tests", "test", "testing"})
 #: Folders of code that is not shipped: benchmarks, examples, documentation.
@@ -54,11 +55,6 @@ def is_auxiliary_file(path: str) -> bool:
     return any(part in _AUXILIARY_DIRS for part in path.split("/")[:-1])
 
 
-def under(path: str, folder: str) -> bool:
-    """Whether ``path`` is ``folder`` or inside it (``""`` is the whole repository)."""
-    return not folder or path == folder or path.startswith(folder.rstrip("/") + "/")
-
-
 @dataclass(frozen=True)
 class RunLine:
     """One command a job runs (after expansion) and the step it comes from."""
@@ -72,9 +68,14 @@ class RunLine:
 class Index:
     """Facts of a repository, seen from the assessed folder (``repo.scope``)."""
 
-    def __init__(self, repo: RepoFiles) -> None:
+    def __init__(self, repo: RepoFiles, workers: int | None = None) -> None:
+        """``workers``: processes that may parse Python at once (``None``: one per core)."""
         self.repo = repo
         self.scope = repo.scope
+        self.workers = workers
+        self._selections: dict[tuple[str, bool, bool], list[tuple[str, PyFacts]]] = {}
+        self._distinct: dict[str, set[str]] = {}
+        self._matches: dict[tuple[str, object], frozenset[str]] = {}
 
     # -- files -------------------------------------------------------------------------
     @cached_property
@@ -86,7 +87,7 @@ class Index:
         """Every distribution a ``pyproject.toml`` in the repository defines."""
         found = []
         for path in self.repo.files:
-            if PurePosixPath(path).name == "pyproject.toml":
+            if file_name(path) == "pyproject.toml":
                 distribution, _ = read_pyproject(self.repo, path)
                 if distribution is not None:
                     found.append(distribution)
@@ -128,19 +129,57 @@ class Index:
     @cached_property
     def python(self) -> dict[str, PyFacts]:
         """Facts of the scope's Python files and notebooks, and its dependencies' source."""
-        facts: dict[str, PyFacts] = {}
         candidates = self.own_files + [f for f in self.dependency_files if not is_test_file(f)]
-        for path in candidates:
-            if not path.endswith((".py", ".ipynb")):
-                continue
-            text = self.repo.read_text(path)
-            if text is None:
-                continue
-            try:
-                facts[path] = python_facts(text) if path.endswith(".py") else notebook_facts(text)
-            except SourceSyntaxError as exc:
-                self.repo.note(path, str(exc))
+        paths = [p for p in candidates if p.endswith((".py", ".ipynb"))]
+        facts: dict[str, PyFacts] = {}
+        for parsed in parse_files(self.repo.root, paths, self.workers):
+            if parsed.facts is not None:
+                facts[parsed.path] = parsed.facts
+            elif parsed.problem is not None:
+                self.repo.note(parsed.path, parsed.problem)
         return facts
+
+    def python_files(self, where: str, deps: bool, notebooks: bool) -> list[tuple[str, PyFacts]]:
+        """The parsed files a signal looks at, in walk order.
+
+        ``where`` is ``"source"`` (shipped code: neither tests nor benchmarks, examples, docs,
+        scripts), ``"tests"`` (the scope's own tests) or ``"any"``; ``deps`` adds the local
+        dependencies' source; ``notebooks`` keeps ``.ipynb`` files.
+        """
+        key = (where, deps, notebooks)
+        if key not in self._selections:
+            chosen = []
+            for path, facts in self.python.items():
+                if not notebooks and path.endswith(".ipynb"):
+                    continue
+                test = is_test_file(path)
+                own = under(path, self.scope)
+                if not own and not deps:
+                    continue
+                if (
+                    (where == "source" and not test and not is_auxiliary_file(path))
+                    or (where == "tests" and test and own)
+                    or (where == "any" and (own or not test))
+                ):
+                    chosen.append((path, facts))
+            self._selections[key] = chosen
+        return self._selections[key]
+
+    def matching(self, table: str, test: Callable[[str], bool], key: object) -> frozenset[str]:
+        """The distinct values of one :class:`PyFacts` table, over all files, that pass ``test``.
+
+        Signals test each distinct name once rather than once per file; ``key`` identifies
+        ``test`` (the signal's pattern) for the cache.
+        """
+        cache_key = (table, key)
+        if cache_key not in self._matches:
+            if table not in self._distinct:
+                values: set[str] = set()
+                for facts in self.python.values():
+                    values.update(getattr(facts, table))
+                self._distinct[table] = values
+            self._matches[cache_key] = frozenset(v for v in self._distinct[table] if test(v))
+        return self._matches[cache_key]
 
     # -- manifests -----------------------------------------------------------------------
     @cached_property
@@ -148,7 +187,7 @@ class Index:
         """Dependencies declared in the scope's manifests and its local dependencies'."""
         out: list[Requirement] = []
         for path in self.own_files + self.dependency_files:
-            name = PurePosixPath(path).name
+            name = file_name(path)
             if name == "pyproject.toml":
                 out.extend(read_pyproject(self.repo, path)[1])
             elif is_requirements_file(path):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from mlops_assess.tree import RepoFiles
+from mlops_assess.tree import RepoFiles, file_name
 from mlops_assess.yaml_lines import YamlSyntaxError, load_yaml
 
 LOCK_FILES = frozenset(
@@ -113,7 +113,7 @@ def read_requirements(repo: RepoFiles, path: str) -> list[Requirement]:
     text = repo.read_text(path)
     if text is None:
         return []
-    name = PurePosixPath(path).name
+    name = file_name(path)
     if name.endswith((".yml", ".yaml")):
         try:
             document = load_yaml(text)
@@ -161,7 +161,7 @@ def read_requirements(repo: RepoFiles, path: str) -> list[Requirement]:
 
 def is_requirements_file(path: str) -> bool:
     """Whether ``path`` is a dependency manifest other than pyproject.toml."""
-    name = PurePosixPath(path).name
+    name = file_name(path)
     return (name.startswith("requirements") and name.endswith((".txt", ".in"))) or name in {
         "environment.yml",
         "environment.yaml",
@@ -172,5 +172,5 @@ def is_requirements_file(path: str) -> bool:
 
 def is_lock_file(path: str) -> bool:
     """Whether ``path`` is a lock file by its name."""
-    name = PurePosixPath(path).name
+    name = file_name(path)
     return name in LOCK_FILES or (name.startswith("requirements") and name.endswith(".lock"))

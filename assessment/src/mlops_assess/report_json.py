@@ -74,6 +74,7 @@ def to_dict(assessment: Assessment) -> dict[str, Any]:
         "repository_root": assessment.root,
         "scope": assessment.scope or ".",
         "files": assessment.files,
+        "ignored_by_git": assessment.ignored,
         "local_dependencies": assessment.dependency_folders,
         "level": assessment.level,
         "level_name": assessment.level_name,

@@ -30,7 +30,8 @@ def text(assessment: Assessment) -> str:
     """A terminal report: the level, each criterion by level, the next rung, the estimate."""
     out = [
         f"{_scope(assessment)}: level {assessment.level} ({assessment.level_name})",
-        f"  {assessment.files} files read from {assessment.root}",
+        f"  {assessment.files} files read from {assessment.root}"
+        + (f" ({assessment.ignored} paths Git ignores left out)" if assessment.ignored else ""),
     ]
     if assessment.dependency_folders:
         deps = ", ".join(f"{n} ({f}/)" for f, n in assessment.dependency_folders.items())

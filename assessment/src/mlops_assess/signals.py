@@ -12,7 +12,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
-from pathlib import PurePosixPath
 
 from mlops_assess.catalogue import (
     CallSignal,
@@ -31,10 +30,10 @@ from mlops_assess.catalogue import (
     TextSignal,
 )
 from mlops_assess.ci import ci_files
-from mlops_assess.index import Index, RunLine, is_auxiliary_file, is_test_file, under
+from mlops_assess.index import Index, RunLine, is_test_file, under
 from mlops_assess.manifests import is_requirements_file
 from mlops_assess.python_facts import Loc, PyFacts
-from mlops_assess.tree import Note
+from mlops_assess.tree import Note, file_name
 
 MAX_EVIDENCE = 5
 
@@ -76,20 +75,25 @@ def _glob_regex(patterns: tuple[str, ...]) -> re.Pattern[str]:
 
 def _python_files(
     index: Index, where: str, deps: bool = True, notebooks: bool = True
-) -> Iterator[tuple[str, PyFacts]]:
-    for path, facts in index.python.items():
-        if not notebooks and path.endswith(".ipynb"):
+) -> list[tuple[str, PyFacts]]:
+    return index.python_files(where, deps, notebooks)
+
+
+def _first_hits(
+    index: Index,
+    signal: ImportSignal | CallSignal | DecoratorSignal | NameSignal | StringSignal,
+    table: str,
+    matched: frozenset[str],
+) -> Iterator[tuple[str, str, Loc]]:
+    """Each file's first value (in source order) of ``table`` that is in ``matched``."""
+    if not matched:
+        return
+    for path, facts in _python_files(index, signal.in_, signal.deps, signal.notebooks):
+        values: dict[str, Loc] = getattr(facts, table)
+        if values.keys().isdisjoint(matched):  # walks the smaller of the two
             continue
-        test = is_test_file(path)
-        own = under(path, index.scope)
-        if not own and not deps:
-            continue
-        if (
-            (where == "source" and not test and not is_auxiliary_file(path))
-            or (where == "tests" and test and own)
-            or (where == "any" and (own or not test))
-        ):
-            yield path, facts
+        value = next(v for v in values if v in matched)
+        yield path, value, values[value]
 
 
 def _evidence(index: Index, path: str, loc: Loc, detail: str) -> Evidence:
@@ -100,22 +104,21 @@ def _evidence(index: Index, path: str, loc: Loc, detail: str) -> Evidence:
 
 def _imports(signal: ImportSignal, index: Index) -> Iterator[Evidence]:
     prefixes = tuple(signal.modules)
-    for path, facts in _python_files(index, signal.in_, signal.deps, signal.notebooks):
-        for module, loc in facts.imports.items():
-            if module in prefixes or module.startswith(tuple(p + "." for p in prefixes)):
-                yield _evidence(index, path, loc, f"imports {module}")
-                break
+    dotted = tuple(p + "." for p in prefixes)
+    matched = index.matching(
+        "imports", lambda m: m in prefixes or m.startswith(dotted), ("import", prefixes)
+    )
+    for path, module, loc in _first_hits(index, signal, "imports", matched):
+        yield _evidence(index, path, loc, f"imports {module}")
 
 
 def _calls(signal: CallSignal | DecoratorSignal, index: Index) -> Iterator[Evidence]:
     regex = _glob_regex(tuple(signal.names))
-    verb = "calls" if signal.kind == "call" else "decorated with @"
-    for path, facts in _python_files(index, signal.in_, signal.deps, signal.notebooks):
-        table = facts.calls if signal.kind == "call" else facts.decorators
-        for name, loc in table.items():
-            if regex.fullmatch(name):
-                yield _evidence(index, path, loc, f"{verb}{' ' if verb == 'calls' else ''}{name}")
-                break
+    verb = "calls " if signal.kind == "call" else "decorated with @"
+    table = "calls" if signal.kind == "call" else "decorators"
+    matched = index.matching(table, lambda n: regex.fullmatch(n) is not None, regex.pattern)
+    for path, name, loc in _first_hits(index, signal, table, matched):
+        yield _evidence(index, path, loc, f"{verb}{name}")
 
 
 def _keywords(signal: KeywordSignal, index: Index) -> Iterator[Evidence]:
@@ -129,13 +132,11 @@ def _keywords(signal: KeywordSignal, index: Index) -> Iterator[Evidence]:
 def _patterns(signal: NameSignal | StringSignal, index: Index) -> Iterator[Evidence]:
     regex = re.compile(signal.pattern)
     what = "names" if signal.kind == "name" else "says"
-    for path, facts in _python_files(index, signal.in_, signal.deps, signal.notebooks):
-        table = facts.names if signal.kind == "name" else facts.strings
-        for value, loc in table.items():
-            if regex.search(value):
-                shown = value if len(value) <= 60 else value[:57] + "..."
-                yield _evidence(index, path, loc, f"{what} {shown!r}")
-                break
+    table = "names" if signal.kind == "name" else "strings"
+    matched = index.matching(table, lambda v: regex.search(v) is not None, signal.pattern)
+    for path, value, loc in _first_hits(index, signal, table, matched):
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        yield _evidence(index, path, loc, f"{what} {shown!r}")
 
 
 def _routes(signal: RouteSignal, index: Index) -> Iterator[Evidence]:
@@ -273,20 +274,16 @@ def unreadable_for(signal: Signal, index: Index) -> list[Note]:
     if signal.kind == "ci":
         ci = set(ci_files(index.repo))
         names = {"tox.ini", "Makefile"}
-        return [n for n in notes if n.path in ci or PurePosixPath(n.path).name in names]
+        return [n for n in notes if n.path in ci or file_name(n.path) in names]
     if signal.kind in {"dependency", "pins"}:
         return [
             n
             for n in notes
-            if PurePosixPath(n.path).name == "pyproject.toml" or is_requirements_file(n.path)
+            if file_name(n.path) == "pyproject.toml" or is_requirements_file(n.path)
         ]
     if signal.kind in {"file", "text"}:
         regex = _glob_regex(tuple(signal.globs))
-        return [
-            n
-            for n in notes
-            if regex.fullmatch(n.path) or regex.fullmatch(PurePosixPath(n.path).name)
-        ]
+        return [n for n in notes if regex.fullmatch(n.path) or regex.fullmatch(file_name(n.path))]
     folders = [index.scope, *index.dependency_folders]
     return [
         n

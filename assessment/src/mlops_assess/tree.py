@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
+
+from mlops_assess.ignore import IgnoreRules
 
 #: Files larger than this are not read (5 MiB: larger than any CI file, manifest or source
 #: module a person writes; generated or data files are not evidence).
@@ -64,12 +66,14 @@ class RepoFiles:
         scope: the assessed folder relative to ``root`` (``""`` for the whole repository).
         files: every file found (relative paths), in walk order.
         notes: files and links that could not be used.
+        ignored: files and folders left out because Git ignores them.
     """
 
     root: Path
     scope: str
     files: list[str] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
+    ignored: int = 0
     _text: dict[str, str | None] = field(default_factory=dict, repr=False)
     _noted: set[str] = field(default_factory=set, repr=False)
 
@@ -95,32 +99,37 @@ class RepoFiles:
             self.notes.append(Note(rel, problem))
 
     def _read(self, rel: str) -> str | None:
-        path = self.root / rel
-        try:
-            size = path.stat().st_size
-        except OSError as exc:
-            self.note(rel, f"cannot be read: {exc.strerror or exc}")
-            return None
-        if size > MAX_READ_BYTES:
-            self.note(
-                rel,
-                f"not read: {size / 2**20:.1f} MiB, larger than the "
-                f"{MAX_READ_BYTES // 2**20} MiB limit",
-            )
-            return None
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            self.note(rel, f"cannot be read: {exc.strerror or exc}")
-            return None
-        if b"\x00" in data[:8192]:
-            self.note(rel, "not read: binary content (NUL bytes)")
-            return None
-        try:
-            return data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            self.note(rel, f"not read: not UTF-8 text (byte {exc.start})")
-            return None
+        text, problem = read_file(self.root / rel)
+        if problem is not None:
+            self.note(rel, problem)
+        return text
+
+
+def read_file(path: Path) -> tuple[str | None, str | None]:
+    """``(text, None)`` for a readable UTF-8 text file, else ``(None, why it was not read)``."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        return None, f"cannot be read: {exc.strerror or exc}"
+    if size > MAX_READ_BYTES:
+        return None, (
+            f"not read: {size / 2**20:.1f} MiB, larger than the {MAX_READ_BYTES // 2**20} MiB limit"
+        )
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, f"cannot be read: {exc.strerror or exc}"
+    if b"\x00" in data[:8192]:
+        return None, "not read: binary content (NUL bytes)"
+    try:
+        return data.decode("utf-8-sig"), None
+    except UnicodeDecodeError as exc:
+        return None, f"not read: not UTF-8 text (byte {exc.start})"
+
+
+def file_name(path: str) -> str:
+    """The last part of a relative POSIX path (``PurePosixPath(path).name``, without the cost)."""
+    return path.rsplit("/", 1)[-1]
 
 
 def repository_root(folder: Path) -> Path:
@@ -134,6 +143,10 @@ def repository_root(folder: Path) -> Path:
 def walk(folder: Path) -> RepoFiles:
     """List the repository that contains ``folder``, scoped to ``folder``.
 
+    Files Git ignores (see :mod:`mlops_assess.ignore`) are left out and counted in
+    ``ignored``; an assessed folder that Git ignores is read whole (only ``.gitignore``
+    files inside it apply there): asking for it is asking for its files.
+
     Args:
         folder: an existing directory (the assessed path).
 
@@ -144,56 +157,92 @@ def walk(folder: Path) -> RepoFiles:
     root = repository_root(folder)
     scope = folder.relative_to(root).as_posix()
     repo = RepoFiles(root=root, scope="" if scope == "." else scope)
-    seen_dirs: set[str] = set()
-    links: list[Path] = []
-    _walk_dir(root, root, repo, seen_dirs, links)
+    walker = _Walker(root, repo)
+    rules = walker.read_rules(IgnoreRules(), ".git/info/exclude", "")
+    walker.walk_dir(root, rules)
     # Linked folders after every real one: a folder a link points to keeps its real path
     # (``a/b -> ../b`` must not list ``b``'s files as ``a/b/...``, nor hide them from ``b``).
-    while links:
-        _walk_dir(root, links.pop(0), repo, seen_dirs, links)
+    while walker.links:
+        path, rules = walker.links.pop(0)
+        walker.walk_dir(path, rules)
     return repo
 
 
-def _walk_dir(
-    root: Path, directory: Path, repo: RepoFiles, seen: set[str], links: list[Path]
-) -> None:
-    real = os.path.realpath(directory)
-    if real in seen:
-        return
-    seen.add(real)
-    try:
-        entries = sorted(os.scandir(directory), key=lambda e: e.name)
-    except OSError as exc:
-        rel = _rel(root, directory)
-        repo.note(rel or ".", f"folder cannot be listed: {exc.strerror or exc}")
-        return
-    root_real = os.path.realpath(root)
-    for entry in entries:
-        path = Path(entry.path)
-        rel = _rel(root, path)
+class _Walker:
+    def __init__(self, root: Path, repo: RepoFiles) -> None:
+        self.root = root
+        self.repo = repo
+        self.seen: set[str] = set()
+        self.links: list[tuple[Path, IgnoreRules]] = []
+        self.root_real = os.path.realpath(root)
+        self.root_prefix = len(str(root)) + 1
+
+    def read_rules(self, rules: IgnoreRules, rel: str, folder: str) -> IgnoreRules:
+        if not (self.root / rel).is_file():
+            return rules
+        text = self.repo.read_text(rel)
+        if text is None:
+            return rules
+        rules, problems = rules.with_file(folder, text)
+        if problems:
+            self.repo.note(rel, "; ".join(problems[:3]) + (" ..." if len(problems) > 3 else ""))
+        return rules
+
+    def walk_dir(self, directory: Path, rules: IgnoreRules) -> None:
+        repo = self.repo
+        real = os.path.realpath(directory)
+        if real in self.seen:
+            return
+        self.seen.add(real)
+        here = _rel(self.root, directory)
         try:
-            is_link = entry.is_symlink()
-            if is_link:
-                target = os.path.realpath(path)
-                if os.path.commonpath([root_real, target]) != root_real:
-                    repo.note(rel, "not followed: symbolic link that leaves the repository")
-                    continue
-            if entry.is_dir():
-                if entry.name in SKIPPED_DIRS or entry.name.endswith(".egg-info"):
-                    continue
-                if (path / "pyvenv.cfg").exists():
-                    continue
-                if is_link:
-                    links.append(path)
-                else:
-                    _walk_dir(root, path, repo, seen, links)
-            elif entry.is_file():
-                repo.files.append(rel)
-            elif is_link:
-                repo.note(rel, "not followed: broken symbolic link")
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError as exc:
-            repo.note(rel, f"cannot be examined: {exc.strerror or exc}")
+            repo.note(here or ".", f"folder cannot be listed: {exc.strerror or exc}")
+            return
+        if any(e.name == ".gitignore" for e in entries):
+            rules = self.read_rules(rules, f"{here}/.gitignore" if here else ".gitignore", here)
+        for entry in entries:
+            path = Path(entry.path)
+            rel = entry.path[self.root_prefix :].replace(os.sep, "/")
+            try:
+                is_link = entry.is_symlink()
+                if is_link:
+                    target = os.path.realpath(path)
+                    if os.path.commonpath([self.root_real, target]) != self.root_real:
+                        repo.note(rel, "not followed: symbolic link that leaves the repository")
+                        continue
+                if entry.is_dir():
+                    if entry.name in SKIPPED_DIRS or entry.name.endswith(".egg-info"):
+                        continue
+                    if (path / "pyvenv.cfg").exists():
+                        continue
+                    inner = rules
+                    if rules.specs and rules.ignored(rel, True):
+                        if not under(repo.scope, rel):
+                            repo.ignored += 1
+                            continue
+                        inner = IgnoreRules()  # the assessed folder is read, ignored or not
+                    if is_link:
+                        self.links.append((path, inner))
+                    else:
+                        self.walk_dir(path, inner)
+                elif entry.is_file():
+                    if rules.specs and rules.ignored(rel, False):
+                        repo.ignored += 1
+                        continue
+                    repo.files.append(rel)
+                elif is_link:
+                    repo.note(rel, "not followed: broken symbolic link")
+            except OSError as exc:
+                repo.note(rel, f"cannot be examined: {exc.strerror or exc}")
+
+
+def under(path: str, folder: str) -> bool:
+    """Whether ``path`` is ``folder`` or inside it (``""`` is the whole repository)."""
+    return not folder or path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
 def _rel(root: Path, path: Path) -> str:
-    return PurePosixPath(path.relative_to(root).as_posix()).as_posix().removeprefix("./")
+    rel = path.relative_to(root).as_posix()
+    return "" if rel == "." else rel

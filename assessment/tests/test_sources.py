@@ -1,0 +1,111 @@
+"""Parsing in worker processes gives what parsing in this process gives, file for file."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from mlops_assess import sources
+from mlops_assess.assess import assess
+from mlops_assess.report_json import to_dict
+from mlops_assess.sources import Parsed, parse_files
+from mlops_assess.tree import walk
+
+MakeRepo = Callable[..., Path]
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+FILES: dict[str, str | bytes] = {
+    "pkg/model.py": "import mlflow as m\n\ndef train(rows):\n    m.log_metric('rmse', 1.0)\n",
+    "pkg/serve.py": "from fastapi import FastAPI\napp = FastAPI()\n\n@app.get('/health')\n"
+    "def health():\n    return {}\n",
+    "pkg/broken.py": "def (\n",
+    "pkg/binary.py": b"\x00\x01" * 10,
+    "pkg/latin1.py": b"name = '\xe9'\n",
+    "tests/test_model.py": "def test_train():\n    assert True\n",
+    "nb.ipynb": '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}',
+    "bad.ipynb": "not json",
+}
+
+
+def _python_paths(root: Path) -> list[str]:
+    return [f for f in walk(root).files if f.endswith((".py", ".ipynb"))]
+
+
+def test_workers_give_the_same_facts_and_problems_as_one_process(make_repo: MakeRepo) -> None:
+    root = make_repo(FILES)
+    paths = _python_paths(root)
+    serial = parse_files(root, paths, workers=1)
+    parallel = parse_files(root, paths, workers=2, parallel_min_bytes=0)
+    assert parallel == serial
+    assert [p.path for p in parallel] == paths  # order kept
+    problems = {p.path: p.problem for p in parallel if p.problem}
+    assert problems == {
+        "pkg/broken.py": "not valid Python (line 1: invalid syntax)",
+        "pkg/binary.py": "not read: binary content (NUL bytes)",
+        "pkg/latin1.py": "not read: not UTF-8 text (byte 8)",
+        "bad.ipynb": problems["bad.ipynb"],
+    }
+    assert problems["bad.ipynb"].startswith("not a notebook (")
+    model = next(p for p in parallel if p.path == "pkg/model.py")
+    assert model.facts is not None
+    assert model.facts.calls["mlflow.log_metric"] == (4, None)
+
+
+def test_this_repositorys_sources_parse_alike_in_workers() -> None:
+    paths = _python_paths(REPOSITORY)
+    assert len(paths) > 100
+    serial = parse_files(REPOSITORY, paths, workers=1)
+    assert parse_files(REPOSITORY, paths, workers=2, parallel_min_bytes=0) == serial
+    assert all(p.facts is not None for p in serial if p.path.startswith("assessment/src/"))
+
+
+def test_a_pool_that_cannot_start_falls_back_to_this_process(
+    make_repo: MakeRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_repo(FILES)
+    paths = _python_paths(root)
+    expected = parse_files(root, paths, workers=1)
+
+    class NoPool:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(sources, "ProcessPoolExecutor", NoPool)
+    assert parse_files(root, paths, workers=2, parallel_min_bytes=0) == expected
+
+
+def test_a_pool_that_breaks_falls_back_to_this_process(
+    make_repo: MakeRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_repo(FILES)
+    paths = _python_paths(root)
+    expected = parse_files(root, paths, workers=1)
+
+    class BrokenPool(concurrent.futures.ThreadPoolExecutor):
+        def map(self, *args: object, **kwargs: object) -> list[list[Parsed]]:  # type: ignore[override]
+            raise concurrent.futures.process.BrokenProcessPool("a worker died")
+
+    monkeypatch.setattr(sources, "ProcessPoolExecutor", lambda **kw: BrokenPool())
+    assert parse_files(root, paths, workers=2, parallel_min_bytes=0) == expected
+
+
+def test_chunks_are_consecutive_and_cover_every_path() -> None:
+    paths = [f"f{i}.py" for i in range(50)]
+    sizes = [(i % 7 + 1) * 100 for i in range(50)]
+    chunks = sources._chunks(paths, sizes, 8)
+    assert [p for chunk in chunks for p in chunk] == paths
+    assert 6 <= len(chunks) <= 9
+    assert all(chunks)
+
+
+def test_assessment_does_not_depend_on_the_number_of_workers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sources, "PARALLEL_MIN_BYTES", 0)  # a small tree, parsed in workers
+    one = to_dict(assess(REPOSITORY / "level3_deployment", workers=1))
+    two = to_dict(assess(REPOSITORY / "level3_deployment", workers=2))
+    assert one == two
+    assert one["level"] == 3
