@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pathspec import GitIgnoreSpec
-from pathspec.patterns.gitwildmatch import GitWildMatchPatternError
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ class IgnoreRules:
         for number, line in enumerate(text.splitlines(), start=1):
             try:
                 GitIgnoreSpec.from_lines([line])
-            except GitWildMatchPatternError:
+            except ValueError:  # GitWildMatchPatternError (0.12) / GitIgnorePatternError (1.x)
                 problems.append(f"line {number}: {line[:80]!r} is not a valid pattern (left out)")
                 continue
             lines.append(line)

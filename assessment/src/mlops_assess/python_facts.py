@@ -123,9 +123,10 @@ class _Collector(ast.NodeVisitor):
     def visit(self, node: ast.AST) -> None:
         method = self._methods.get(node.__class__)
         if method is None:
-            name = "visit_" + node.__class__.__name__
-            method = getattr(type(self), name, type(self).generic_visit)
-            self._methods[node.__class__] = method
+            found: Callable[[_Collector, Any], None] = getattr(
+                type(self), "visit_" + node.__class__.__name__, type(self).generic_visit
+            )
+            self._methods[node.__class__] = method = found
         method(self, node)
 
     def generic_visit(self, node: ast.AST) -> None:

@@ -30,10 +30,10 @@ from mlops_assess.catalogue import (
     TextSignal,
 )
 from mlops_assess.ci import ci_files
-from mlops_assess.index import Index, RunLine, is_test_file, under
+from mlops_assess.index import Index, RunLine, is_test_file
 from mlops_assess.manifests import is_requirements_file
 from mlops_assess.python_facts import Loc, PyFacts
-from mlops_assess.tree import Note, file_name
+from mlops_assess.tree import Note, file_name, under
 
 MAX_EVIDENCE = 5
 
