@@ -361,6 +361,23 @@ def test_criterion_not_met_without_the_key_evidence(
             },
             id="scheduled-workflow",
         ),
+        pytest.param(
+            "unattended-training",
+            {
+                "jobs/train_model.py": "model.fit(X, y)\n",
+                ".github/workflows/train.yml": """
+                    on:
+                      schedule:
+                        - cron: "0 3 1 * *"
+                    jobs:
+                      train:
+                        runs-on: ubuntu-latest
+                        steps:
+                          - run: python jobs/train_model.py --month 2024-01
+                """,
+            },
+            id="scheduled-training-script",
+        ),
     ],
 )
 def test_alternative_evidence(

@@ -209,7 +209,12 @@ def _pins(signal: PinsSignal, index: Index) -> Iterator[Evidence]:
             yield Evidence(
                 first.file,
                 first.line,
-                f"{len(constrained)} of {len(own)} dependencies declared with versions",
+                f"{len(constrained)} of {len(own)} dependencies declared with versions"
+                + (
+                    f" across {len(files)} manifests"
+                    if len(files := {r.file for r in own}) > 1
+                    else ""
+                ),
             )
 
 
