@@ -1,4 +1,5 @@
-"""The A/B analysis on real predictions: models trained on green 2021-01 predict 2021-03 rides.
+"""The A/B analysis on real predictions, fixed-horizon design (the always-valid default is in
+``test_sequential.py``): models trained on green 2021-01 predict 2021-03 rides.
 
 A linear baseline and the gbm candidate of ``duration_core`` are fitted on the bundled January
 2021 green-taxi month and predict a seeded sample of 4,000 March 2021 rides (their actual
@@ -25,6 +26,7 @@ from scipy import stats
 
 from duration_core import evaluate
 from duration_deployment.analysis import (
+    FIXED_HORIZON,
     INCONCLUSIVE,
     KEEP_CHAMPION,
     METRIC,
@@ -59,7 +61,7 @@ def real() -> RealPredictions:
 @pytest.fixture(scope="module")
 def gbm_vs_linear(real: RealPredictions) -> tuple[pd.DataFrame, ABReport]:
     frame = split_frame(real, "linear", "gbm", 10)
-    return frame, ab_report(frame)
+    return frame, ab_report(frame, design=FIXED_HORIZON)
 
 
 def test_gbm_challenger_is_promoted_over_linear_champion(
@@ -110,7 +112,7 @@ def test_gbm_challenger_is_promoted_over_linear_champion(
 
 def test_same_model_at_50_50_is_inconclusive(real: RealPredictions) -> None:
     frame = split_frame(real, "linear", "linear", 50)
-    comparison = ab_report(frame).comparison
+    comparison = ab_report(frame, design=FIXED_HORIZON).comparison
     assert comparison is not None
     assert comparison.verdict == INCONCLUSIVE
     assert comparison.p_value is not None
@@ -119,8 +121,8 @@ def test_same_model_at_50_50_is_inconclusive(real: RealPredictions) -> None:
     assert comparison.ci_high is not None
     assert comparison.ci_low < 0 < comparison.ci_high
     # Detecting a 5 % change in MSE takes far more than the ~2,000 rides per variant here.
-    assert comparison.required_labelled_per_variant is not None
-    assert comparison.required_labelled_per_variant > 10_000
+    assert comparison.required_labelled_challenger is not None
+    assert comparison.required_labelled_challenger > 10_000
     assert comparison.more_labelled_needed is not None
     assert comparison.more_labelled_needed > 0
     assert "No significant difference" in comparison.reason
@@ -129,7 +131,7 @@ def test_same_model_at_50_50_is_inconclusive(real: RealPredictions) -> None:
 def test_linear_challenger_against_gbm_champion_keeps_the_champion(
     real: RealPredictions,
 ) -> None:
-    comparison = ab_report(split_frame(real, "gbm", "linear", 10)).comparison
+    comparison = ab_report(split_frame(real, "gbm", "linear", 10), design=FIXED_HORIZON).comparison
     assert comparison is not None
     assert comparison.verdict == KEEP_CHAMPION
     assert comparison.difference is not None
@@ -142,7 +144,7 @@ def test_linear_challenger_against_gbm_champion_keeps_the_champion(
 
 def test_shadow_challenger_uses_a_paired_bootstrap(real: RealPredictions) -> None:
     frame = shadow_frame(real, "linear", "gbm")
-    report = ab_report(frame, bootstrap_samples=2000, seed=0)
+    report = ab_report(frame, bootstrap_samples=2000, seed=0, design=FIXED_HORIZON)
     comparison = report.comparison
     assert comparison is not None
     assert (comparison.method, comparison.verdict) == (PAIRED, PROMOTE)
@@ -171,7 +173,7 @@ def test_shadow_challenger_uses_a_paired_bootstrap(real: RealPredictions) -> Non
     ).confidence_interval(0.95)
     assert comparison.ci_high - comparison.ci_low < 0.7 * (welch.high - welch.low)
     # Same seed, same interval.
-    again = ab_report(frame, bootstrap_samples=2000, seed=0).comparison
+    again = ab_report(frame, bootstrap_samples=2000, seed=0, design=FIXED_HORIZON).comparison
     assert again is not None
     assert (again.ci_low, again.ci_high) == (comparison.ci_low, comparison.ci_high)
 
@@ -180,7 +182,7 @@ def test_shadow_rows_pair_on_ride_id_only(real: RealPredictions) -> None:
     frame = shadow_frame(real, "linear", "gbm")
     shadow = frame["shadow"].to_numpy()
     frame.loc[shadow & (np.arange(len(frame)) % 2 == 0), "ride_id"] = None
-    report = ab_report(frame)
+    report = ab_report(frame, design=FIXED_HORIZON)
     assert report.comparison is not None
     assert report.comparison.method == PAIRED
     assert any("left out of the paired test" in note for note in report.notes)
@@ -245,7 +247,7 @@ def test_welch_interval_and_p_value_are_scipys() -> None:
             "ride_id": [f"r{i}" for i in range(9)],
         }
     )
-    comparison = ab_report(frame, alpha=0.1, min_labelled=2).comparison
+    comparison = ab_report(frame, alpha=0.1, min_labelled=2, design=FIXED_HORIZON).comparison
     assert comparison is not None
     champion, challenger = np.array([1.0, 4, 9, 16, 25]), np.array([0.0, 1, 1, 4])
     result = stats.ttest_ind(challenger, champion, equal_var=False)
@@ -262,7 +264,7 @@ def test_welch_interval_and_p_value_are_scipys() -> None:
     assert comparison.confidence == pytest.approx(0.9)
 
 
-def test_required_sample_size_is_the_two_sample_formula(
+def test_required_sample_size_is_the_two_sample_formula_at_the_split(
     gbm_vs_linear: tuple[pd.DataFrame, ABReport],
 ) -> None:
     frame, report = gbm_vs_linear
@@ -274,15 +276,22 @@ def test_required_sample_size_is_the_two_sample_formula(
     )
     z = 1.959963984540054 + 0.8416212335729143  # z_{0.975} + z_{0.80}
     delta = 0.05 * champion_se.mean()
-    expected = math.ceil(z**2 * (champion_se.var(ddof=1) + challenger_se.var(ddof=1)) / delta**2)
-    assert comparison.required_labelled_per_variant == expected
+    ratio = champion_se.size / challenger_se.size  # ~9 at this 90/10 split
+    spread = champion_se.var(ddof=1) / ratio + challenger_se.var(ddof=1)
+    expected = math.ceil(z**2 * spread / delta**2)
+    assert comparison.required_labelled_challenger == expected
+    assert comparison.required_labelled_champion == math.ceil(expected * ratio)
+    # The even-split formula asks more of the challenger and far less in total.
+    even = z**2 * (champion_se.var(ddof=1) + challenger_se.var(ddof=1)) / delta**2
+    assert expected < even
+    assert expected * (1 + ratio) > 2 * even
     assert comparison.verdict == PROMOTE
     assert comparison.more_labelled_needed == 0  # decided: no more rides are needed
     assert comparison.min_detectable_effect == 0.05
     # A larger effect needs fewer rides, in proportion to 1 / delta^2.
-    wider = ab_report(frame, min_detectable_effect=0.5).comparison
+    wider = ab_report(frame, min_detectable_effect=0.5, design=FIXED_HORIZON).comparison
     assert wider is not None
-    assert wider.required_labelled_per_variant == pytest.approx(expected / 100, abs=1)
+    assert wider.required_labelled_challenger == pytest.approx(expected / 100, abs=1)
 
 
 @pytest.mark.parametrize("column", REQUIRED_COLUMNS)
@@ -322,9 +331,11 @@ def test_missing_challenger_gives_no_comparison(
         ("min_detectable_effect", 0.0),
         ("min_labelled", 1),
         ("bootstrap_samples", 10),
+        ("mixture_scale", 0.0),
+        ("design", "bayesian"),
     ],
 )
-def test_bad_parameters_are_refused(option: str, value: float) -> None:
+def test_bad_parameters_are_refused(option: str, value: float | str) -> None:
     with pytest.raises(ValueError, match=option):
         ab_report(pd.DataFrame(), **{option: value})
 

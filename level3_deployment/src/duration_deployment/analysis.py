@@ -36,6 +36,7 @@ in mean squared error is a difference in RMSE^2 with a known sampling distributi
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import warnings
@@ -47,6 +48,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from duration_deployment import sequential
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +68,14 @@ REQUIRED_COLUMNS = (
 METRIC = "squared error (min^2)"
 WELCH = "Welch t-test"
 PAIRED = "paired bootstrap"
+MSPRT = "mSPRT"
+PAIRED_MSPRT = "paired mSPRT"
+#: Designs of the test: valid at any number of looks (the default), or only at one look.
+ALWAYS_VALID = "always valid"
+FIXED_HORIZON = "fixed horizon"
+DESIGNS = (ALWAYS_VALID, FIXED_HORIZON)
+#: The tests that compare a shadow challenger on the champion's own rides.
+PAIRED_METHODS = (PAIRED, PAIRED_MSPRT)
 
 
 class Verdict(StrEnum):
@@ -142,18 +153,26 @@ class Comparison:
         ci_low: Lower end of the ``confidence`` interval of ``difference``, min^2.
         ci_high: Upper end, min^2.
         p_value: Two-sided p-value of "no difference"; None when it cannot be computed
-            (fewer than 2 labelled rides on a side, or no variance at all).
-        method: :data:`WELCH` (disjoint rides) or :data:`PAIRED` (a shadow challenger).
+            (fewer than 2 labelled rides on a side, or no variance at all). For the
+            always-valid design it is the mSPRT's always-valid p-value (valid however often
+            it is looked at), and the interval is its confidence sequence.
+        method: :data:`MSPRT` or :data:`WELCH` (disjoint rides), :data:`PAIRED_MSPRT` or
+            :data:`PAIRED` (a shadow challenger on the champion's rides).
+        design: :data:`ALWAYS_VALID` or :data:`FIXED_HORIZON` (valid at one look only).
         confidence: ``1 - alpha``.
         min_detectable_effect: Smallest change worth detecting, relative to the champion's
             MSE (0.05 is 5 %).
-        required_labelled_per_variant: Labelled rides per variant that detect that change
-            with the requested power (pairs, for the paired method); None when the variances
-            cannot be estimated yet.
-        more_labelled_needed: Labelled challenger rides still missing at the current split:
-            ``max(0, max(required, min_labelled) - challenger labelled)``; 0 once the verdict
-            is ``promote`` or ``keep champion`` (the effect found is larger than the minimum
-            detectable one the sample size is planned for).
+        required_labelled_challenger: Labelled challenger rides that detect that change with
+            the requested power at the current split (pairs, for a shadow challenger); None
+            when the variances cannot be estimated yet.
+        required_labelled_champion: Labelled champion rides at the same moment: the
+            challenger's figure times the split's ratio (the same pairs, for a shadow).
+        more_labelled_needed: Labelled challenger rides still missing: ``max(0,
+            max(required, min_labelled) - challenger labelled)``; 0 once the verdict is
+            ``promote`` or ``keep champion``.
+        decided_at: Labelled challenger rides (pairs) when the always-valid test first
+            crossed its boundary, the moment a monitor acting at once would have stopped;
+            None when it has not (and for the fixed-horizon design).
         verdict: A :class:`Verdict` (:data:`PROMOTE`, :data:`KEEP_CHAMPION` or
             :data:`INCONCLUSIVE`).
         reason: One sentence with the figures behind the verdict.
@@ -167,10 +186,13 @@ class Comparison:
     ci_high: float | None
     p_value: float | None
     method: str
+    design: str
     confidence: float
     min_detectable_effect: float
-    required_labelled_per_variant: int | None
+    required_labelled_challenger: int | None
+    required_labelled_champion: int | None
     more_labelled_needed: int | None
+    decided_at: int | None
     verdict: Verdict
     reason: str
 
@@ -224,6 +246,8 @@ def ab_report(
     min_labelled: int = 30,
     bootstrap_samples: int = 2000,
     seed: int = 0,
+    design: str = ALWAYS_VALID,
+    mixture_scale: float = 0.2,
 ) -> ABReport:
     """Per-variant stats and the champion/challenger verdict from a prediction log.
 
@@ -232,14 +256,27 @@ def ab_report(
     ``promote``; ``p < alpha`` with a positive one is ``keep champion``; anything else is
     ``inconclusive``.
 
+    The **always-valid** design (the default) runs the mSPRT of
+    :mod:`duration_deployment.sequential` over the labelled rides in the log's order (the
+    order they were predicted): its p-value and confidence sequence stay valid however often
+    the report is asked for, and a decision is the sign of the difference when the boundary
+    was first crossed (``decided_at``). The **fixed-horizon** design is the Welch t-test or
+    the paired bootstrap below, valid only when looked at once, at a sample size fixed in
+    advance.
+
     The sample size that detects a change of ``delta = min_detectable_effect x champion MSE``
-    with power ``power`` at two-sided level ``alpha`` is the standard normal-approximation
-    formula for two independent means (Chow, Shao & Wang 2008, *Sample Size Calculations in
-    Clinical Research*, 2nd ed., ch. 3; the pooled ``2 sigma^2`` written as
-    ``s1^2 + s2^2`` for unequal variances): ``n = (z_{1-alpha/2} + z_{power})^2
-    (s1^2 + s2^2) / delta^2`` per variant, ``s1``, ``s2`` the sample standard deviations of
-    the per-ride squared errors. For paired rides the one-sample form of the same formula
-    applies to the differences: ``n = (z_{1-alpha/2} + z_{power})^2 s_d^2 / delta^2`` pairs.
+    with power ``power`` accounts for the split: with ``k`` champion rides per challenger ride
+    (the log's ratio; 9 at 90/10), the fixed-horizon normal-approximation formula for two
+    independent means with allocation ratio ``k`` (Chow, Shao & Wang 2008, *Sample Size
+    Calculations in Clinical Research*, 2nd ed., sec. 3.2) is ``n_challenger = (z_{1-alpha/2}
+    + z_{power})^2 (s1^2 / k + s2^2) / delta^2`` and ``n_champion = k n_challenger``, ``s1``,
+    ``s2`` the sample standard deviations of the champion's and challenger's per-ride squared
+    errors (at ``k = 1`` the familiar ``(s1^2 + s2^2)`` per variant). An uneven split needs
+    fewer challenger rides than the even-split formula but more in total (at 90/10 about 2.8
+    times the rides of 50/50): the time to a decision grows. The always-valid design needs
+    more than the fixed horizon for the same power (the price of looking at will):
+    :func:`duration_deployment.sequential.required_challenger_n`. For paired rides the
+    one-sample forms apply to the differences (``s_d^2`` in place of ``s1^2 / k + s2^2``).
     ``n`` is rounded up (and is at least 2).
 
     Args:
@@ -253,6 +290,11 @@ def ab_report(
         min_labelled: Fewest labelled rides per side before any verdict, at least 2.
         bootstrap_samples: Resamples of the paired bootstrap, at least 100.
         seed: Seed of the paired bootstrap (numpy ``default_rng``).
+        design: :data:`ALWAYS_VALID` (default) or :data:`FIXED_HORIZON`.
+        mixture_scale: The mSPRT's mixing scale ``tau`` relative to the champion's MSE, > 0:
+            the test reaches a decision quickest for effects near it (0.2: a 20 % change)
+            and is valid whatever it is. On real rides, 0.05 takes a median of about 2,300
+            labelled rides to tell gbm from linear at 50/50, 0.2 about 800.
 
     Returns:
         The report. An empty frame (no rows, whatever its columns) gives no variants and a
@@ -264,6 +306,10 @@ def ab_report(
             or a parameter is out of range.
     """
     _check_parameters(alpha, power, min_detectable_effect, min_labelled, bootstrap_samples)
+    if not (math.isfinite(mixture_scale) and mixture_scale > 0):
+        raise ValueError(f"mixture_scale must be a positive number, got {mixture_scale}")
+    if design not in DESIGNS:
+        raise ValueError(f"design must be one of {', '.join(map(repr, DESIGNS))}, got {design!r}")
     generated_at = datetime.now(UTC).isoformat(timespec="seconds")
     if len(frame) == 0:
         return ABReport(generated_at, [], None, alpha, ["no predictions logged yet"])
@@ -281,6 +327,8 @@ def ab_report(
         bootstrap_samples=bootstrap_samples,
         seed=seed,
         notes=notes,
+        design=design,
+        mixture_scale=mixture_scale,
     )
     if comparison is not None:
         logger.info(
@@ -431,7 +479,18 @@ class _Test:
     ci_low: float | None
     ci_high: float | None
     p_value: float | None
-    variance_sum: float | None  # s1^2 + s2^2 (Welch) or s_d^2 (paired), min^4
+    champion_variance: float | None  # s1^2, min^4 (0 for pairs: the spread is in s_d^2)
+    challenger_variance: float | None  # s2^2, or s_d^2 for pairs, min^4
+    design: str = FIXED_HORIZON
+    decided_at: int | None = None  # always valid: challenger rides at the first crossing
+    decided_difference: float | None = None  # and the difference then (its sign decides)
+
+    @property
+    def ratio(self) -> float:
+        """Champion rides per challenger ride (1 for pairs)."""
+        if self.method in PAIRED_METHODS or not self.n_challenger:
+            return 1.0
+        return self.n_champion / self.n_challenger
 
 
 def _compare(
@@ -446,6 +505,8 @@ def _compare(
     bootstrap_samples: int,
     seed: int,
     notes: list[str],
+    design: str = ALWAYS_VALID,
+    mixture_scale: float = 0.2,
 ) -> Comparison | None:
     champ = data[(data["variant"] == champion) & ~data["shadow"]]
     chal = data[data["variant"] == challenger]
@@ -463,8 +524,12 @@ def _compare(
                 "rows, the shadow rows are reported apart"
             )
         test = _welch(champ, live, alpha)
+        if design == ALWAYS_VALID:
+            test = _always_valid_live(champ, live, test, alpha, mixture_scale, min_labelled)
     else:
-        test = _paired(champ, chal, alpha, bootstrap_samples, seed, notes)
+        test = _paired(
+            champ, chal, alpha, bootstrap_samples, seed, notes, design, mixture_scale, min_labelled
+        )
     unscored = int((~chal["scored"] & chal["actual"].notna()).sum())
     if unscored:
         notes.append(
@@ -472,7 +537,7 @@ def _compare(
             "counted in its error rate, not in its errors"
         )
 
-    required = _required_n(alpha, power, mde, test)
+    required, required_champion = _required_n(alpha, power, mde, mixture_scale, test)
     short = min(test.n_champion, test.n_challenger) < min_labelled
     if required is not None:
         more: int | None = max(0, max(required, min_labelled) - test.n_challenger)
@@ -502,10 +567,13 @@ def _compare(
         ci_high=test.ci_high,
         p_value=test.p_value,
         method=test.method,
+        design=test.design,
         confidence=1 - alpha,
         min_detectable_effect=mde,
-        required_labelled_per_variant=required,
+        required_labelled_challenger=required,
+        required_labelled_champion=required_champion,
         more_labelled_needed=more,
+        decided_at=test.decided_at,
         verdict=verdict,
         reason=reason,
     )
@@ -521,9 +589,9 @@ def _welch(champ: pd.DataFrame, chal: pd.DataFrame, alpha: float) -> _Test:
     a = champ.loc[champ["scored"], "se"].to_numpy()
     b = chal.loc[chal["scored"], "se"].to_numpy()
     difference = float(b.mean() - a.mean()) if a.size and b.size else None
-    ci_low = ci_high = p_value = variance_sum = None
+    ci_low = ci_high = p_value = var_a = var_b = None
     if a.size >= 2 and b.size >= 2:
-        variance_sum = float(a.var(ddof=1) + b.var(ddof=1))
+        var_a, var_b = float(a.var(ddof=1)), float(b.var(ddof=1))
         with warnings.catch_warnings():  # zero variance on both sides: NaN, reported as None
             warnings.simplefilter("ignore", RuntimeWarning)
             result = stats.ttest_ind(b, a, equal_var=False)
@@ -540,7 +608,37 @@ def _welch(champ: pd.DataFrame, chal: pd.DataFrame, alpha: float) -> _Test:
         ci_low=ci_low,
         ci_high=ci_high,
         p_value=p_value,
-        variance_sum=variance_sum,
+        champion_variance=var_a,
+        challenger_variance=var_b,
+    )
+
+
+def _always_valid_live(
+    champ: pd.DataFrame,
+    live: pd.DataFrame,
+    fixed: _Test,
+    alpha: float,
+    mixture_scale: float,
+    min_labelled: int,
+) -> _Test:
+    """The mSPRT on the live split's labelled rides, in the order they were predicted."""
+    rows = pd.concat([champ[champ["scored"]], live[live["scored"]]]).sort_index(kind="stable")
+    result = sequential.two_sample(
+        rows["se"].to_numpy(),
+        (rows["variant"] == live["variant"].iloc[0]).to_numpy(),
+        alpha=alpha,
+        relative_tau=mixture_scale,
+        burn_in=min_labelled,
+    )
+    return dataclasses.replace(
+        fixed,
+        method=MSPRT,
+        design=ALWAYS_VALID,
+        ci_low=result.ci_low,
+        ci_high=result.ci_high,
+        p_value=result.p_value,
+        decided_at=result.decided_at,
+        decided_difference=result.decided_difference,
     )
 
 
@@ -551,8 +649,12 @@ def _paired(
     bootstrap_samples: int,
     seed: int,
     notes: list[str],
+    design: str = FIXED_HORIZON,
+    mixture_scale: float = 0.2,
+    min_labelled: int = 30,
 ) -> _Test:
-    """Paired bootstrap of the per-ride differences in squared error (same ride ids)."""
+    """Paired test of the per-ride differences in squared error (same ride ids): the paired
+    mSPRT (always valid) or the paired bootstrap (fixed horizon)."""
 
     def first_per_ride(rows: pd.DataFrame) -> pd.DataFrame:
         rows = rows[rows["scored"] & rows["ride_id"].notna()]
@@ -571,6 +673,30 @@ def _paired(
     n = int(diff.size)
     mean = float(diff.mean()) if n else None
     ci_low = ci_high = p_value = variance = None
+    if design == ALWAYS_VALID:
+        result = sequential.paired(
+            diff,
+            pairs["se_champion"].to_numpy(),
+            alpha=alpha,
+            relative_tau=mixture_scale,
+            burn_in=min_labelled,
+        )
+        return _Test(
+            method=PAIRED_MSPRT,
+            n_champion=n,
+            n_challenger=n,
+            champion_mse=float(pairs["se_champion"].mean()) if n else None,
+            challenger_mse=float(pairs["se_challenger"].mean()) if n else None,
+            difference=mean,
+            ci_low=result.ci_low,
+            ci_high=result.ci_high,
+            p_value=result.p_value,
+            champion_variance=0.0,
+            challenger_variance=float(diff.var(ddof=1)) if n >= 2 else None,
+            design=ALWAYS_VALID,
+            decided_at=result.decided_at,
+            decided_difference=result.decided_difference,
+        )
     if n >= 2 and mean is not None:
         variance = float(diff.var(ddof=1))
         means = _bootstrap_means(diff, bootstrap_samples, seed)
@@ -589,7 +715,8 @@ def _paired(
         ci_low=ci_low,
         ci_high=ci_high,
         p_value=p_value,
-        variance_sum=variance,
+        champion_variance=0.0,
+        challenger_variance=variance,
     )
 
 
@@ -604,14 +731,36 @@ def _bootstrap_means(values: np.ndarray, samples: int, seed: int) -> np.ndarray:
     return means
 
 
-def _required_n(alpha: float, power: float, mde: float, test: _Test) -> int | None:
-    """Labelled rides per variant (pairs) for ``power`` against ``mde x champion MSE``."""
-    if test.variance_sum is None or not test.champion_mse:
-        return None
+def _required_n(
+    alpha: float, power: float, mde: float, mixture_scale: float, test: _Test
+) -> tuple[int | None, int | None]:
+    """(challenger, champion) labelled rides (pairs) for ``power`` against ``mde x champion
+    MSE`` at the test's split and design; (None, None) while the variances are unknown."""
+    if test.challenger_variance is None or test.champion_variance is None:
+        return None, None
+    if not test.champion_mse:
+        return None, None
     delta = mde * test.champion_mse
-    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
-    n = z**2 * test.variance_sum / delta**2
-    return max(2, math.ceil(n)) if math.isfinite(n) else None
+    ratio = test.ratio
+    if test.design == ALWAYS_VALID:
+        n: int | None = sequential.required_challenger_n(
+            effect=delta,
+            champion_variance=test.champion_variance,
+            challenger_variance=test.challenger_variance,
+            ratio=ratio,
+            alpha=alpha,
+            power=power,
+            relative_tau=mixture_scale,
+            champion_mean=test.champion_mse,
+        )
+    else:
+        z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
+        spread = test.champion_variance / ratio + test.challenger_variance
+        exact = z**2 * spread / delta**2
+        n = max(2, math.ceil(exact)) if math.isfinite(exact) else None
+    if n is None:
+        return None, None
+    return n, n if test.method in PAIRED_METHODS else max(2, math.ceil(n * ratio))
 
 
 def _num(value: float | None, digits: int = 2, sign: bool = False) -> str:
@@ -639,43 +788,49 @@ def _verdict(
     required: int | None,
     more: int | None,
 ) -> tuple[Verdict, str]:
-    unit = "pairs of rides" if test.method == PAIRED else "labelled rides"
+    paired_rides = test.method in PAIRED_METHODS
+    unit = "pairs of rides" if paired_rides else f"labelled {challenger} rides"
     counts = (
         f"{test.n_challenger:,} paired rides"
-        if test.method == PAIRED
+        if paired_rides
         else f"{test.n_challenger:,} {challenger} and {test.n_champion:,} {champion} labelled rides"
+    )
+    plan = (
+        f"about {required:,} {unit} detect a {mde:.0%} change in MSE with {power:.0%} power "
+        f"({test.design}{'' if paired_rides else ', at this split'})"
+        if required is not None
+        else ""
     )
     if min(test.n_champion, test.n_challenger) < min_labelled:
         need = f"; {more:,} more labelled {challenger} rides are needed" if more else ""
-        if required is not None:
-            need += (
-                f" (about {required:,} {unit} per variant detect a {mde:.0%} change in MSE with "
-                f"{power:.0%} power)"
-            )
+        if plan:
+            need += f" ({plan})"
         return INCONCLUSIVE, (
             f"Too few labelled rides to judge: {counts}, fewer than the {min_labelled} per "
             f"variant needed before any verdict{need}."
         )
+    interval = "confidence sequence" if test.design == ALWAYS_VALID else "CI"
     figures = (
         f"mean squared error {_num(test.challenger_mse)} vs {_num(test.champion_mse)} min^2 "
         f"(RMSE {_num(math.sqrt(test.challenger_mse or 0))} vs "
         f"{_num(math.sqrt(test.champion_mse or 0))} min), difference "
-        f"{_num(test.difference, sign=True)} min^2, {1 - alpha:.0%} CI "
+        f"{_num(test.difference, sign=True)} min^2, {1 - alpha:.0%} {interval} "
         f"[{_num(test.ci_low, sign=True)}, {_num(test.ci_high, sign=True)}], "
-        f"{format_p(test.p_value)} ({test.method} on {counts})"
+        f"{format_p(test.p_value)} ({test.method}, {test.design}, on {counts})"
     )
     if test.p_value is None or test.difference is None:
         return INCONCLUSIVE, f"The test could not be computed (no variance): {figures}."
-    if test.p_value < alpha and test.difference < 0:
-        return PROMOTE, f"{challenger} predicts better than {champion}: {figures}."
-    if test.p_value < alpha and test.difference > 0:
-        return KEEP_CHAMPION, f"{challenger} predicts worse than {champion}: {figures}."
-    need = (
-        f"; detecting a {mde:.0%} change in MSE with {power:.0%} power needs about "
-        f"{required:,} {unit} per variant ({more or 0:,} more for {challenger})"
-        if required is not None
-        else ""
-    )
+    if test.design == ALWAYS_VALID:
+        direction = test.decided_difference if test.decided_at is not None else None
+        when = f"; decided at {test.decided_at:,} {unit}" if test.decided_at is not None else ""
+    else:
+        direction = test.difference if test.p_value < alpha else None
+        when = ""
+    if direction is not None and direction < 0:
+        return PROMOTE, f"{challenger} predicts better than {champion}: {figures}{when}."
+    if direction is not None and direction > 0:
+        return KEEP_CHAMPION, f"{challenger} predicts worse than {champion}: {figures}{when}."
+    need = f"; {plan} ({more or 0:,} more for {challenger})" if plan else ""
     return INCONCLUSIVE, f"No significant difference at alpha {alpha:g}: {figures}{need}."
 
 

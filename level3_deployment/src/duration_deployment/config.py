@@ -5,11 +5,13 @@ environment prefix ``DURATION_ROUTER_``."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from duration_core import MODEL_NAME
+from duration_deployment.analysis import ALWAYS_VALID
 from duration_service.config import ServiceSettings
 
 #: Environment prefix of the router's settings (and of duration-deploy's URL and token).
@@ -53,6 +55,10 @@ class RouterSettings(ServiceSettings):
             noise alone gives zone PSIs of about (zones - 1) / rows: 0.05 at 5,000 rides.
         ab_alpha: Significance level of the A/B test.
         ab_min_detectable_effect: Relative change in mean squared error worth detecting.
+        ab_design: ``"always valid"`` (the mSPRT: the verdict may be read at any time) or
+            ``"fixed horizon"`` (Welch / paired bootstrap: valid at one planned look only).
+        ab_mixture_scale: The always-valid test's mixing scale relative to the champion's
+            MSE: decisions come quickest for effects near it.
         history_depth: Earlier routing tables kept in memory for ``/rollback``.
         max_shadows: Most shadow variants at once (each predicts a copy of every ride).
     """
@@ -81,6 +87,8 @@ class RouterSettings(ServiceSettings):
     drift_window: int = Field(default=5_000, ge=1_000)
     ab_alpha: float = Field(default=0.05, gt=0, lt=0.5)
     ab_min_detectable_effect: float = Field(default=0.05, gt=0, lt=1)
+    ab_design: Literal["always valid", "fixed horizon"] = ALWAYS_VALID
+    ab_mixture_scale: float = Field(default=0.2, gt=0, le=10)
     history_depth: int = Field(default=20, ge=1, le=1_000)
     max_shadows: int = Field(default=3, ge=0, le=20)
     port: int = Field(default=8100, ge=1, le=65_535)

@@ -73,6 +73,8 @@ def ab_report(
     challenger: str,
     alpha: float,
     min_detectable_effect: float,
+    design: str = analysis.ALWAYS_VALID,
+    mixture_scale: float = 0.2,
 ) -> tuple[analysis.ABReport, pd.DataFrame]:
     """The A/B report of ``challenger`` against the champion since the experiment began.
 
@@ -81,6 +83,8 @@ def ab_report(
         challenger: The variant compared with the champion.
         alpha: Significance level of the test.
         min_detectable_effect: Relative change in mean squared error worth detecting.
+        design: :data:`~duration_deployment.analysis.ALWAYS_VALID` or ``FIXED_HORIZON``.
+        mixture_scale: The always-valid test's mixing scale (see ``analysis.ab_report``).
 
     Returns:
         (the report with notes on the window and on what was left out, the logged predictions
@@ -97,6 +101,8 @@ def ab_report(
         challenger=challenger,
         alpha=alpha,
         min_detectable_effect=min_detectable_effect,
+        design=design,
+        mixture_scale=mixture_scale,
     )
     notes = list(report.notes)
     if event is not None:

@@ -45,8 +45,9 @@ from duration_core.profile import (
 )
 from duration_deployment import report_plots
 from duration_deployment.analysis import (
+    ALWAYS_VALID,
     KEEP_CHAMPION,
-    PAIRED,
+    PAIRED_METHODS,
     PROMOTE,
     ABReport,
     format_p,
@@ -96,7 +97,9 @@ ENVIRONMENT = Environment(
     keep_trailing_newline=True,
 )
 ENVIRONMENT.filters.update(num=_num, count=_count, pct=_pct, pvalue=_pvalue)
-ENVIRONMENT.globals.update(csp=CONTENT_SECURITY_POLICY, PAIRED=PAIRED)
+ENVIRONMENT.globals.update(
+    csp=CONTENT_SECURITY_POLICY, PAIRED_METHODS=PAIRED_METHODS, ALWAYS_VALID=ALWAYS_VALID
+)
 
 
 def render_template(name: str, **context: Any) -> str:

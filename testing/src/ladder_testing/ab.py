@@ -127,3 +127,17 @@ def shadow_frame(real: RealPredictions, champion_model: str, shadow_model: str) 
         ],
         ignore_index=True,
     )
+
+
+@functools.lru_cache(maxsize=1)
+def month_predictions() -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Every ride of green 2021-03: (actual minutes, {model: predicted minutes}), each
+    shape ``(80372,)``; linear and gbm fitted on green 2021-01 (once a session)."""
+    train = load_month("green:2021-01")
+    rides = load_month("green:2021-03")
+    predictions = {}
+    with threadpool_limits(limits=1):
+        for model in ("linear", "gbm"):
+            pipeline = build_pipeline(model).fit(train, train["duration"].to_numpy())
+            predictions[model] = np.asarray(pipeline.predict(rides), dtype="float64")
+    return rides["duration"].to_numpy(dtype="float64"), predictions

@@ -41,6 +41,8 @@ def _ab(settings: RouterSettings, log: PredictionLog, challenger: str) -> Any:
         challenger=challenger,
         alpha=settings.ab_alpha,
         min_detectable_effect=settings.ab_min_detectable_effect,
+        design=settings.ab_design,
+        mixture_scale=settings.ab_mixture_scale,
     )
 
 
