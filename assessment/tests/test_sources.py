@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import concurrent.futures
+import multiprocessing
+import os
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import pytest
 from mlops_assess import sources
 from mlops_assess.assess import assess
 from mlops_assess.report_json import to_dict
-from mlops_assess.sources import Parsed, parse_files
+from mlops_assess.sources import parse_files
 from mlops_assess.tree import walk
 
 MakeRepo = Callable[..., Path]
@@ -62,34 +64,77 @@ def test_this_repositorys_sources_parse_alike_in_workers() -> None:
     assert all(p.facts is not None for p in serial if p.path.startswith("assessment/src/"))
 
 
-def test_a_pool_that_cannot_start_falls_back_to_this_process(
+def test_workers_that_cannot_start_leave_the_work_to_this_process(
     make_repo: MakeRepo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = make_repo(FILES)
     paths = _python_paths(root)
     expected = parse_files(root, paths, workers=1)
+    context = multiprocessing.get_context()
 
-    class NoPool:
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            raise OSError(38, "Function not implemented")
+    class NoProcesses:
+        Pipe = staticmethod(context.Pipe)
 
-    monkeypatch.setattr(sources, "ProcessPoolExecutor", NoPool)
+        class Process:
+            def __init__(self, *args: object, **kwargs: object) -> None:
+                pass
+
+            def start(self) -> None:
+                raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(sources, "_context", lambda: NoProcesses)
+    monkeypatch.setattr(sources, "default_workers", lambda: 2)
     assert parse_files(root, paths, workers=2, parallel_min_bytes=0) == expected
 
 
-def test_a_pool_that_breaks_falls_back_to_this_process(
+def test_a_worker_that_dies_has_its_files_parsed_here(
     make_repo: MakeRepo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = make_repo(FILES)
     paths = _python_paths(root)
     expected = parse_files(root, paths, workers=1)
+    real_work = sources._work
 
-    class BrokenPool(concurrent.futures.ThreadPoolExecutor):
-        def map(self, *args: object, **kwargs: object) -> list[list[Parsed]]:  # type: ignore[override]
-            raise concurrent.futures.process.BrokenProcessPool("a worker died")
+    def dying_work(root: Path, chunk: list[str], writer: Connection, parent: int) -> None:
+        if chunk[0] == paths[0]:
+            os._exit(9)  # as if killed: nothing sent
+        real_work(root, chunk, writer, parent)
 
-    monkeypatch.setattr(sources, "ProcessPoolExecutor", lambda **kw: BrokenPool())
+    monkeypatch.setattr(sources, "_work", dying_work)
+    monkeypatch.setattr(sources, "default_workers", lambda: 2)
     assert parse_files(root, paths, workers=2, parallel_min_bytes=0) == expected
+    assert multiprocessing.active_children() == []
+
+
+def test_an_interrupt_stops_every_worker(
+    make_repo: MakeRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_repo(FILES)
+    paths = _python_paths(root)
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sources, "_collect", interrupted)
+    monkeypatch.setattr(sources, "default_workers", lambda: 2)
+    with pytest.raises(KeyboardInterrupt):
+        parse_files(root, paths, workers=2, parallel_min_bytes=0)
+    assert multiprocessing.active_children() == []
+
+
+def test_more_workers_than_cores_are_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[object] = []
+    real_start = sources._start
+
+    def counting_start(root: Path, chunks: list[list[str]], processes: list[object]) -> object:
+        started.append(len(chunks))
+        return real_start(root, chunks, processes)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sources, "_start", counting_start)
+    monkeypatch.setattr(sources, "default_workers", lambda: 2)
+    paths = _python_paths(REPOSITORY)[:50]
+    parse_files(REPOSITORY, paths, workers=99_999, parallel_min_bytes=0)
+    assert started == [2]
 
 
 def test_chunks_are_consecutive_and_cover_every_path() -> None:
@@ -97,8 +142,10 @@ def test_chunks_are_consecutive_and_cover_every_path() -> None:
     sizes = [(i % 7 + 1) * 100 for i in range(50)]
     chunks = sources._chunks(paths, sizes, 8)
     assert [p for chunk in chunks for p in chunk] == paths
-    assert 6 <= len(chunks) <= 9
+    assert len(chunks) == 8
     assert all(chunks)
+    totals = [sum(sizes[paths.index(p)] for p in chunk) for chunk in chunks]
+    assert max(totals) - min(totals) <= 700  # within the largest file of one another
 
 
 def test_assessment_does_not_depend_on_the_number_of_workers(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -108,7 +109,24 @@ def _explain(assessment: Assessment, criterion_id: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status (130 on Ctrl-C, 143 on SIGTERM)."""
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        sys.stderr.write("mlops-assess: interrupted\n")
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    # Unwind (so worker processes are stopped) instead of dying on the spot.
+    sys.stderr.write("mlops-assess: terminated\n")
+    raise SystemExit(128 + signum)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:

@@ -43,7 +43,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import Enum, StrEnum
-from typing import Any
+from typing import Any, Final, Literal
 
 import numpy as np
 import pandas as pd
@@ -71,9 +71,10 @@ PAIRED = "paired bootstrap"
 MSPRT = "mSPRT"
 PAIRED_MSPRT = "paired mSPRT"
 #: Designs of the test: valid at any number of looks (the default), or only at one look.
-ALWAYS_VALID = "always valid"
-FIXED_HORIZON = "fixed horizon"
-DESIGNS = (ALWAYS_VALID, FIXED_HORIZON)
+Design = Literal["always valid", "fixed horizon"]
+ALWAYS_VALID: Final = "always valid"
+FIXED_HORIZON: Final = "fixed horizon"
+DESIGNS: tuple[Design, ...] = (ALWAYS_VALID, FIXED_HORIZON)
 #: The tests that compare a shadow challenger on the champion's own rides.
 PAIRED_METHODS = (PAIRED, PAIRED_MSPRT)
 

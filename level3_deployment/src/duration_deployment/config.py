@@ -5,13 +5,12 @@ environment prefix ``DURATION_ROUTER_``."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from duration_core import MODEL_NAME
-from duration_deployment.analysis import ALWAYS_VALID
+from duration_deployment.analysis import ALWAYS_VALID, Design
 from duration_service.config import ServiceSettings
 
 #: Environment prefix of the router's settings (and of duration-deploy's URL and token).
@@ -87,7 +86,7 @@ class RouterSettings(ServiceSettings):
     drift_window: int = Field(default=5_000, ge=1_000)
     ab_alpha: float = Field(default=0.05, gt=0, lt=0.5)
     ab_min_detectable_effect: float = Field(default=0.05, gt=0, lt=1)
-    ab_design: Literal["always valid", "fixed horizon"] = ALWAYS_VALID
+    ab_design: Design = ALWAYS_VALID
     ab_mixture_scale: float = Field(default=0.2, gt=0, le=10)
     history_depth: int = Field(default=20, ge=1, le=1_000)
     max_shadows: int = Field(default=3, ge=0, le=20)
