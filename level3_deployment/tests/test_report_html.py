@@ -126,7 +126,7 @@ def sources(page: str) -> _Sources:
 
 @pytest.fixture(scope="module")
 def ab_case() -> tuple[pd.DataFrame, ABReport]:
-    frame = split_frame(real_predictions(), "linear", "gbm", 10)
+    frame = split_frame(real_predictions(), "linear", "gbm", 50)
     return frame, ab_report(frame)
 
 
@@ -178,8 +178,13 @@ def test_ab_page_in_chromium(ab_case: tuple[pd.DataFrame, ABReport]) -> None:
         assert image["alt"]
     assert "champion 7." in next(i["alt"] for i in loaded.images if i["plot"] == "rmse")
     assert loaded.title == "A/B analysis: challenger vs champion"
-    assert "3,597" in loaded.texts["variants"]  # champion's labelled rides
-    assert "Welch t-test" in loaded.texts["comparison"]
+    champion_rides = int((real_predictions().bucket >= 50).sum())
+    assert f"{champion_rides:,}" in loaded.texts["variants"]  # champion's labelled rides
+    assert "mSPRT (always valid)" in loaded.texts["comparison"]
+    assert "confidence sequence" in loaded.texts["comparison"]
+    assert (
+        f"{report.comparison.decided_at:,} labelled challenger rides" in loaded.texts["comparison"]
+    )
     # Nothing fetched but the page (and the harness around it).
     assert loaded.requests == ["/", "/page.html"]
 
