@@ -4,13 +4,12 @@ crash, and the criteria it could hide evidence of say "evidence unreadable in FI
 from __future__ import annotations
 
 import os
-import pathlib
 import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from mlops_assess import cli
+from mlops_assess import cli, tree
 from mlops_assess.assess import Assessment, CriterionResult, assess
 from mlops_assess.report_json import criterion_dict
 from mlops_assess.report_text import text
@@ -113,14 +112,14 @@ def test_fifty_megabyte_python_file_is_not_read(make_repo: MakeRepo) -> None:
 
 def test_file_that_cannot_be_read(make_repo: MakeRepo, monkeypatch: pytest.MonkeyPatch) -> None:
     root = make_repo({"secret.py": "import mlflow\n", "ok.py": "import mlflow\n"})
-    real_read_bytes = pathlib.Path.read_bytes
+    real_open = tree._open_nonblocking
 
-    def read_bytes(self: pathlib.Path) -> bytes:
-        if self.name == "secret.py":
-            raise PermissionError(13, "Permission denied", str(self))
-        return real_read_bytes(self)
+    def refusing_open(path: str, flags: int) -> int:
+        if path.endswith("secret.py"):
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, flags)
 
-    monkeypatch.setattr(pathlib.Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(tree, "_open_nonblocking", refusing_open)
     assessment = assess(root)
     notes = _notes(assessment)
     assert notes["secret.py"] == "cannot be read: Permission denied"
@@ -250,3 +249,120 @@ def test_no_crash_on_a_mixture(make_repo: MakeRepo) -> None:
     notes = _notes(assessment)
     assert set(notes) == set(files)
     assert os.fspath(root) == assessment.root
+
+
+def test_a_file_replaced_by_a_fifo_after_listing_is_refused_not_waited_on(
+    make_repo: MakeRepo,
+) -> None:
+    root = make_repo({"train.py": "import mlflow\n"})
+    (root / "train.py").unlink()
+    os.mkfifo(root / "train.py")  # nobody will ever write to it
+    text, problem = tree.read_file(root / "train.py")
+    assert (text, problem) == (None, "not read: not a regular file")
+
+
+def test_a_folder_nested_too_deep_for_recursion_is_walked(make_repo: MakeRepo) -> None:
+    root = make_repo({})
+    start = Path.cwd()
+    try:
+        os.chdir(root)
+        for _ in range(1_100):  # relative steps: the whole path is past some calls' limits
+            Path("d").mkdir()
+            os.chdir("d")
+        Path("train.py").write_text("import mlflow\n")
+    finally:
+        os.chdir(start)
+    try:
+        repo = walk(root)
+        assert repo.files == ["d/" * 1_100 + "train.py"]
+    finally:
+        _remove_deep(root / "d", 1_100)
+
+
+def _remove_deep(top: Path, depth: int) -> None:
+    """Remove a chain of ``depth`` folders bottom up (shutil.rmtree recurses per level)."""
+    start = Path.cwd()
+    try:
+        os.chdir(top)
+        for _ in range(depth - 1):
+            os.chdir("d")
+        Path("train.py").unlink()
+        for _ in range(depth - 1):
+            os.chdir("..")
+            Path("d").rmdir()
+    finally:
+        os.chdir(start)
+    top.rmdir()
+
+
+def test_yaml_aliases_that_expand_without_bound_are_a_note(make_repo: MakeRepo) -> None:
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"] + [
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)
+    ]
+    workflow = "\n".join(
+        [
+            *levels,
+            "on: push",
+            "jobs:",
+            "  t:",
+            "    steps:",
+            "      - run: pytest",
+            "        with: {a: *a8}",
+        ]
+    )
+    root = make_repo({".github/workflows/ci.yml": workflow + "\n"})
+    notes = _notes(assess(root))
+    assert notes[".github/workflows/ci.yml"] == (
+        "not read: its aliases expand to more than 200,000 nodes"
+    )
+
+
+def test_fields_of_the_wrong_type_are_notes(make_repo: MakeRepo) -> None:
+    files: dict[str, str | bytes] = {
+        ".github/workflows/a.yml": (
+            "on: push\njobs:\n  t:\n    defaults: foo\n    steps: [{run: x, with: foo}]\n"
+        ),
+        ".github/workflows/b.yml": "on: push\njobs: [a, b]\n",
+        "buildspec.yml": "phases: [a]\n",
+        "azure-pipelines.yml": "trigger: {paths: [a]}\nsteps: [{script: x, inputs: y}]\n",
+        "pyproject.toml": 'project = "x"\ntool = 3\n',
+        "sub/pyproject.toml": (
+            '[project]\nname = "s"\nscripts = ["x"]\noptional-dependencies = ["x"]\ndynamic = 5\n'
+        ),
+        "Pipfile": 'packages = ["a"]\n',
+        "environment.yml": "dependencies:\n  - {pip: 5}\n",
+    }
+    root = make_repo(files)
+    notes = _notes(assess(root))
+    kinds = {
+        ".github/workflows/a.yml": "GitHub Actions file",
+        ".github/workflows/b.yml": "GitHub Actions file",
+        "buildspec.yml": "AWS CodeBuild file",
+        "azure-pipelines.yml": "Azure Pipelines file",
+        "pyproject.toml": "pyproject.toml",
+        "sub/pyproject.toml": "pyproject.toml",
+        "Pipfile": "Pipfile",
+        "environment.yml": "environment.yml",
+    }
+    assert set(notes) == set(files)
+    for path, kind in kinds.items():
+        assert notes[path].startswith(f"not a valid {kind}: a field has an unexpected type ("), (
+            path,
+            notes[path],
+        )
+
+
+def test_a_matrix_of_billions_of_combinations_is_cut_at_githubs_256(
+    make_repo: MakeRepo,
+) -> None:
+    keys = [f"k{i}" for i in range(8)]
+    matrix = "\n".join(f"          {k}: [{', '.join(str(v) for v in range(10))}]" for k in keys)
+    run = " ".join(f"${{{{ matrix.{k} }}}}" for k in keys)
+    workflow = (
+        "on: push\njobs:\n  t:\n    runs-on: ubuntu-latest\n    strategy:\n      matrix:\n"
+        f"{matrix}\n    steps:\n      - run: pytest {run}\n"
+    )
+    root = make_repo(
+        {".github/workflows/ci.yml": workflow, "tests/test_a.py": "def test_a(): pass\n"}
+    )
+    assert _result(assess(root), "ci-tests").met

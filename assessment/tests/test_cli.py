@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from mlops_assess import __version__
+from mlops_assess import __version__, cli
 from mlops_assess.catalogue import load_catalogue
 from mlops_assess.cli import main
 
@@ -208,3 +208,34 @@ def test_workers_give_the_same_json(small: Path, capsys: Capsys) -> None:
     one = capsys.readouterr().out
     assert main([str(small), "--format", "json", "--workers", "2"]) == 0
     assert capsys.readouterr().out == one
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([""], "argument path: an empty path is not a folder"),
+        (["x" * 300], "File name too long"),
+        ([".", "--explain", "ci-tests", "--format", "sarif"], "--explain prints text or json"),
+        ([".", "--explain", "ci-tests", "--format", "markdown"], "--explain prints text or json"),
+    ],
+)
+def test_more_usage_errors(argv: list[str], message: str, capsys: Capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_defect_is_one_line_and_exit_3(
+    small: Path, capsys: Capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise AttributeError("'NoneType' object has no attribute 'x'")
+
+    monkeypatch.setattr(cli, "assess", broken)
+    assert main([str(small)]) == 3
+    err = capsys.readouterr().err
+    assert err == (
+        "mlops-assess: internal error (AttributeError: 'NoneType' object has no attribute 'x'); "
+        "please report it with the command that caused it\n"
+    )

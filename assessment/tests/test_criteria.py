@@ -887,3 +887,22 @@ def test_an_empty_repository_is_level_0(make_repo: Callable[..., Path]) -> None:
     assert assessment.files == 0
     assert not any(r.met for r in assessment.results if r.criterion.level)
     assert assessment.ml_test_score_final == 0
+
+
+def test_a_verdict_named_promote_is_not_a_promotion(
+    make_repo: Callable[..., Path], check: Check
+) -> None:
+    # Level 3's A/B analysis names the verdict PROMOTE next to its always-valid test; a person
+    # still promotes: that is not promotion by policy.
+    root = make_repo(
+        {
+            "ab.py": """
+                ALWAYS_VALID = "always valid"
+                PROMOTE = "promote"
+
+                def verdict(p_value):
+                    return PROMOTE if p_value < 0.05 else None
+            """
+        }
+    )
+    assert not check(root, "policy-promotion").met

@@ -97,10 +97,22 @@ def read_jobs(repo: RepoFiles) -> list[CIJob]:
         if system == "GitHub Actions":
             workflows[path] = document
         else:
-            jobs.extend(_PARSERS[system](path, document))
+            jobs.extend(_guarded(repo, system, _PARSERS[system], path, document))
     for path, document in workflows.items():
-        jobs.extend(_github(path, document, workflows))
+        jobs.extend(_guarded(repo, "GitHub Actions", _github, path, document, workflows))
     return jobs
+
+
+def _guarded(
+    repo: RepoFiles, system: str, parse: Callable[..., list[CIJob]], path: str, *args: Any
+) -> list[CIJob]:
+    """``parse(path, *args)``, or a note when a field holds a type its schema does not allow
+    (``with: foo``, ``jobs: [a, b]``): the file is valid YAML but not a valid ``system`` file."""
+    try:
+        return parse(path, *args)
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
+        repo.note(path, f"not a valid {system} file: a field has an unexpected type ({exc})")
+        return []
 
 
 # -- GitHub Actions ------------------------------------------------------------------------

@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
         "path",
         nargs="?",
         default=".",
-        type=Path,
+        type=_folder_argument,
         help="the repository, or a folder of one (CI at the repository root counts when it "
         "reaches the folder); default: the current folder",
     )
@@ -66,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mlops-assess {__version__}")
     return parser
+
+
+def _folder_argument(value: str) -> Path:
+    if not value.strip():
+        raise argparse.ArgumentTypeError("an empty path is not a folder")
+    return Path(value)
 
 
 def _positive(value: str) -> int:
@@ -111,11 +117,24 @@ def _explain(assessment: Assessment, criterion_id: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (130 on Ctrl-C, 143 on SIGTERM)."""
     previous = signal.signal(signal.SIGTERM, _terminated)
+    for stream in (sys.stdout, sys.stderr):  # file names need not be valid UTF-8
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     try:
         return _main(argv)
     except KeyboardInterrupt:
         sys.stderr.write("mlops-assess: interrupted\n")
         return 130
+    except MemoryError:
+        sys.stderr.write("mlops-assess: error: out of memory\n")
+        return 3
+    except Exception as exc:  # a defect: say so in one line, with an exit status of its own
+        sys.stderr.write(
+            f"mlops-assess: internal error ({type(exc).__name__}: {exc}); please report it "
+            "with the command that caused it\n"
+        )
+        return 3
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -137,10 +156,12 @@ def _main(argv: Sequence[str] | None) -> int:
     ids = [c.id for c in catalogue.criteria]
     if args.explain is not None and args.explain not in ids:
         parser.error(f"--explain: no criterion {args.explain!r}; ids: {', '.join(ids)}")
+    if args.explain is not None and args.format in {"markdown", "sarif"}:
+        parser.error(f"--explain prints text or json, not {args.format}")
     try:
         assessment = assess(args.path, catalogue, workers=args.workers)
-    except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
-        parser.error(str(exc))
+    except OSError as exc:  # no such folder, not a folder, name too long, no permission
+        parser.error(f"{args.path}: {exc.strerror or exc}" if exc.strerror else str(exc))
     if args.explain is not None:
         if args.format == "json":
             result = next(r for r in assessment.results if r.criterion.id == args.explain)

@@ -327,10 +327,16 @@ def _runs_script(text: str, scripts: set[str]) -> bool:
     return False
 
 
+#: GitHub runs at most 256 jobs of one matrix; more combinations are never run.
+MAX_MATRIX_COMBINATIONS = 256
+
+
 def _substitute_matrix(text: str, matrix: dict[str, list[str]]) -> list[str]:
+    """``text`` once per matrix combination it uses (the first 256, as GitHub runs)."""
     texts = [text]
     for key, values in matrix.items():
         pattern = re.compile(r"\$\{\{\s*matrix\." + re.escape(key) + r"\s*\}\}")
         if any(pattern.search(t) for t in texts):
             texts = [pattern.sub(value, t) for t in texts for value in values]
+            del texts[MAX_MATRIX_COMBINATIONS:]
     return texts

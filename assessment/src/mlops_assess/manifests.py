@@ -69,7 +69,18 @@ def _requirements_from(file: str, text: str, specs: list[str]) -> list[Requireme
 
 
 def read_pyproject(repo: RepoFiles, path: str) -> tuple[Distribution | None, list[Requirement]]:
-    """The distribution a ``pyproject.toml`` defines (if any) and the dependencies it declares."""
+    """The distribution a ``pyproject.toml`` defines (if any) and the dependencies it declares.
+
+    A field of the wrong type (``project = "x"``, ``scripts = ["x"]``) is a note, not an error.
+    """
+    try:
+        return _read_pyproject(repo, path)
+    except (AttributeError, TypeError, ValueError) as exc:
+        repo.note(path, f"not a valid pyproject.toml: a field has an unexpected type ({exc})")
+        return None, []
+
+
+def _read_pyproject(repo: RepoFiles, path: str) -> tuple[Distribution | None, list[Requirement]]:
     text = repo.read_text(path)
     if text is None:
         return None, []
@@ -109,7 +120,16 @@ def read_pyproject(repo: RepoFiles, path: str) -> tuple[Distribution | None, lis
 
 
 def read_requirements(repo: RepoFiles, path: str) -> list[Requirement]:
-    """Dependencies declared by a requirements file, ``environment.yml``, Pipfile or setup.cfg."""
+    """Dependencies declared by a requirements file, ``environment.yml``, Pipfile or setup.cfg;
+    a field of the wrong type (``packages = ["a"]``, ``- {pip: 5}``) is a note."""
+    try:
+        return _read_requirements(repo, path)
+    except (AttributeError, TypeError, ValueError) as exc:
+        repo.note(path, f"not a valid {file_name(path)}: a field has an unexpected type ({exc})")
+        return []
+
+
+def _read_requirements(repo: RepoFiles, path: str) -> list[Requirement]:
     text = repo.read_text(path)
     if text is None:
         return []

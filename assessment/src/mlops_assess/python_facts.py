@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -92,7 +93,9 @@ def notebook_facts(text: str) -> PyFacts:
         SourceSyntaxError: the text is not a notebook (not JSON, or not nbformat).
     """
     try:
-        notebook = nbformat.reads(text, as_version=4)  # type: ignore[no-untyped-call]
+        with warnings.catch_warnings():  # e.g. MissingIDFieldWarning: not the user's concern
+            warnings.simplefilter("ignore")
+            notebook = nbformat.reads(text, as_version=4)  # type: ignore[no-untyped-call]
     except Exception as exc:  # nbformat raises JSON, validation and version errors alike
         raise SourceSyntaxError(
             f"not a notebook ({type(exc).__name__}: {str(exc)[:200]})"

@@ -8,6 +8,7 @@ Schema: docs.oasis-open.org/sarif/sarif/v2.1.0 (the tests validate against it).
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from mlops_assess import __version__
 from mlops_assess.assess import Assessment, CriterionResult
@@ -69,7 +70,10 @@ def sarif(assessment: Assessment) -> dict[str, Any]:
                 "locations": [
                     {
                         "physicalLocation": {
-                            "artifactLocation": {"uri": path, "uriBaseId": "%SRCROOT%"},
+                            "artifactLocation": {
+                                "uri": quote(path, safe="/", errors="backslashreplace"),
+                                "uriBaseId": "%SRCROOT%",
+                            },
                             "region": {"startLine": max(1, line)},
                         }
                     }
