@@ -37,6 +37,7 @@ from duration_deployment.report_html import (
     render_drift_html,
     render_template,
 )
+from duration_deployment.report_plots import rmse_plot
 from ladder_testing.ab import load_month, real_predictions, split_frame
 from ladder_testing.browser import load_page
 
@@ -396,3 +397,18 @@ def test_the_drift_page_takes_the_verdict_from_the_report(drift_windows: dict[st
     # Other thresholds than the core's would not match the lines drawn: refused.
     with pytest.raises(ValueError, match="PSI thresholds"):
         render_drift_html(dict(report, thresholds=[0.2, 0.5]))
+
+
+def test_rmse_plot_when_the_estimate_has_left_the_confidence_sequence(
+    ab_case: tuple[pd.DataFrame, ABReport],
+) -> None:
+    # The always-valid sequence is the intersection of every earlier one: the latest estimate
+    # can fall outside it. The plot draws it with a one-sided bar instead of failing.
+    report = ab_case[1]
+    assert report.comparison is not None
+    outside = dataclasses.replace(
+        report.comparison, ci_low=report.comparison.difference + 1.0, ci_high=0.0
+    )
+    plot = rmse_plot(dataclasses.replace(report, comparison=outside))
+    assert plot is not None
+    assert "confidence sequence" in plot.alt

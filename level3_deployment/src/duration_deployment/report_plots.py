@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 
 from duration_core.profile import PSI_LEVELS, PSI_THRESHOLDS
 from duration_deployment.analysis import (
+    ALWAYS_VALID,
     KEEP_CHAMPION,
     PROMOTE,
     ABReport,
@@ -169,7 +170,8 @@ def rmse_plot(report: ABReport) -> Plot | None:
         right.errorbar(
             [c.difference],
             [0],
-            xerr=[[c.difference - low], [high - c.difference]],
+            # a running intersection (always valid) may leave the latest estimate outside
+            xerr=[[max(0.0, c.difference - low)], [max(0.0, high - c.difference)]],
             fmt="o",
             color=_VERDICT_COLOURS.get(c.verdict, _UNSURE),
             capsize=8,
@@ -178,12 +180,13 @@ def rmse_plot(report: ABReport) -> Plot | None:
         right.axvline(0, color="#57606a", linewidth=1)
         right.set_yticks([])
         right.set_xlabel(f"{c.challenger} - {c.champion} mean squared error (min$^2$)")
-        right.set_title(f"Difference, {c.confidence:.0%} CI ({c.method})")
+        interval = "confidence sequence" if c.design == ALWAYS_VALID else "CI"
+        right.set_title(f"Difference, {c.confidence:.0%} {interval} ({c.method})")
         span = max(abs(low), abs(high), 1e-9)
         right.set_xlim(-1.15 * span, 1.15 * span)
         alt += (
             f"; difference in mean squared error {c.difference:+.2f} min^2, "
-            f"{c.confidence:.0%} CI {_signed(c.ci_low)} to {_signed(c.ci_high)}"
+            f"{c.confidence:.0%} {interval} {_signed(c.ci_low)} to {_signed(c.ci_high)}"
             f", {format_p(c.p_value)}"
         )
     return _plot(fig, "rmse", alt, "Left of zero: the challenger has the smaller errors.")
