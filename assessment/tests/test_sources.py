@@ -95,10 +95,10 @@ def test_a_worker_that_dies_has_its_files_parsed_here(
     expected = parse_files(root, paths, workers=1)
     real_work = sources._work
 
-    def dying_work(root: Path, chunk: list[str], writer: Connection, parent: int) -> None:
+    def dying_work(root: Path, chunk: list[str], writer: Connection) -> None:
         if chunk[0] == paths[0]:
             os._exit(9)  # as if killed: nothing sent
-        real_work(root, chunk, writer, parent)
+        real_work(root, chunk, writer)
 
     monkeypatch.setattr(sources, "_work", dying_work)
     monkeypatch.setattr(sources, "default_workers", lambda: 2)
@@ -156,3 +156,34 @@ def test_assessment_does_not_depend_on_the_number_of_workers(
     two = to_dict(assess(REPOSITORY / "level3_deployment", workers=2))
     assert one == two
     assert one["level"] == 3
+
+
+def test_workers_started_by_a_fork_server_give_the_same_facts(
+    make_repo: MakeRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Where fork is unsafe (threads running) the workers come from a fork server: their
+    # parent is that server, not this process, and they must still do their work.
+    root = make_repo(FILES)
+    paths = _python_paths(root)
+    expected = parse_files(root, paths, workers=1)
+    monkeypatch.setattr(sources, "_context", lambda: multiprocessing.get_context("forkserver"))
+    monkeypatch.setattr(sources, "default_workers", lambda: 2)
+    started: list[int] = []
+    real_start = sources._start
+
+    def counting_start(root: Path, chunks: list[list[str]], processes: list[object]) -> object:
+        pending = real_start(root, chunks, processes)  # type: ignore[arg-type]
+        started.append(len(pending))
+        return pending
+
+    real_collect = sources._collect
+    received: list[int] = []
+
+    def counting_collect(pending: dict[object, object], results: dict[int, object]) -> None:
+        real_collect(pending, results)  # type: ignore[arg-type]
+        received.append(len(results))
+
+    monkeypatch.setattr(sources, "_start", counting_start)
+    monkeypatch.setattr(sources, "_collect", counting_collect)
+    assert parse_files(root, paths, workers=2, parallel_min_bytes=0) == expected
+    assert started == received == [2]  # both chunks came back from workers

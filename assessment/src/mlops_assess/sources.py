@@ -102,9 +102,7 @@ def _start(
     pending: dict[Connection, tuple[int, Any]] = {}
     for number, chunk in enumerate(chunks):
         reader, writer = context.Pipe(duplex=False)
-        process = context.Process(
-            target=_work, args=(root, chunk, writer, os.getpid()), daemon=True
-        )
+        process = context.Process(target=_work, args=(root, chunk, writer), daemon=True)
         try:
             process.start()
         except (OSError, RuntimeError):  # no fork, a process limit: parse it here
@@ -133,16 +131,17 @@ def _collect(pending: dict[Connection, tuple[int, Any]], results: dict[int, list
                 reader.close()
 
 
-def _work(root: Path, paths: list[str], writer: Connection, parent: int) -> None:
+def _work(root: Path, paths: list[str], writer: Connection) -> None:
     # Ctrl-C reaches the whole process group: the parent stops the workers, so they need not
     # print a traceback each; SIGTERM (how the parent stops them) ends them quietly.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    parent = os.getppid()  # this process, or the fork server that started the worker
     try:
         parsed = []
         for number, path in enumerate(paths):
             if number % 64 == 0 and os.getppid() != parent:
-                return  # the parent was killed (kill -9): nobody will read the results
+                return  # orphaned (the parent was killed): nobody will read the results
             parsed.append(parse_one(root, path))
         writer.send(parsed)
     finally:
