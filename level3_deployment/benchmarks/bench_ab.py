@@ -29,9 +29,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from duration_core import build_pipeline
 from duration_deployment.analysis import INCONCLUSIVE, ab_report
-from ladder_testing.ab import load_month
+from ladder_testing.ab import month_predictions, random_split_frame, welch_decides_at_some_look
 
 RIDES = 6_000
 LOOK = 300
@@ -41,13 +40,7 @@ POWER = 0.8
 
 def predictions() -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Actual minutes and each model's predictions for every ride of green 2021-03."""
-    train = load_month("green:2021-01")
-    rides = load_month("green:2021-03")
-    out = {}
-    for model in ("linear", "gbm"):
-        pipeline = build_pipeline(model).fit(train, train["duration"].to_numpy())
-        out[model] = np.asarray(pipeline.predict(rides), dtype="float64")
-    return rides["duration"].to_numpy(dtype="float64"), out
+    return month_predictions()
 
 
 def experiment(
@@ -58,30 +51,7 @@ def experiment(
     rng: np.random.Generator,
 ) -> pd.DataFrame:
     """A prediction log of ``RIDES`` random rides, ``share`` of them to the challenger."""
-    rides = rng.choice(actual.size, RIDES, replace=False)
-    to_challenger = rng.random(RIDES) < share
-    return pd.DataFrame(
-        {
-            "variant": np.where(to_challenger, "challenger", "champion"),
-            "model_version": np.where(to_challenger, "2", "1"),
-            "shadow": False,
-            "prediction": np.where(to_challenger, challenger[rides], champion[rides]),
-            "actual": actual[rides],
-            "latency_ms": 1.0,
-            "error": False,
-            "ride_id": [f"r{i}" for i in rides],
-        }
-    )
-
-
-def welch_decides_at_some_look(frame: pd.DataFrame) -> bool:
-    se = ((frame["prediction"] - frame["actual"]) ** 2).to_numpy()
-    challenger = (frame["variant"] == "challenger").to_numpy()
-    for end in range(LOOK, RIDES + 1, LOOK):
-        a, b = se[:end][~challenger[:end]], se[:end][challenger[:end]]
-        if min(a.size, b.size) >= 30 and stats.ttest_ind(b, a, equal_var=False).pvalue < ALPHA:
-            return True
-    return False
+    return random_split_frame(actual, champion, challenger, rides=RIDES, share=share, rng=rng)
 
 
 def fixed_horizon_plan(frame: pd.DataFrame) -> int:
@@ -119,7 +89,7 @@ def main() -> int:
             frame = experiment(actual, predicted["linear"], predicted["linear"], share, rng)
             comparison = ab_report(frame).comparison
             always_valid += comparison is not None and comparison.verdict != INCONCLUSIVE
-            fixed += welch_decides_at_some_look(frame)
+            fixed += welch_decides_at_some_look(frame, look=LOOK, alpha=ALPHA)
         label = f"{1 - share:.0%}/{share:.0%}"
         print(
             f"  {label:<8}{always_valid / args.experiments:>22.1%}{fixed / args.experiments:>20.1%}"

@@ -141,3 +141,51 @@ def month_predictions() -> tuple[np.ndarray, dict[str, np.ndarray]]:
             pipeline = build_pipeline(model).fit(train, train["duration"].to_numpy())
             predictions[model] = np.asarray(pipeline.predict(rides), dtype="float64")
     return rides["duration"].to_numpy(dtype="float64"), predictions
+
+
+def random_split_frame(
+    actual: np.ndarray,
+    champion: np.ndarray,
+    challenger: np.ndarray,
+    *,
+    rides: int,
+    share: float,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
+    """A prediction log of ``rides`` rides drawn without replacement, each sent to the
+    challenger with probability ``share``; ``champion``/``challenger`` are each model's
+    predictions (minutes) for every ride of ``actual``."""
+    drawn = rng.choice(actual.size, rides, replace=False)
+    to_challenger = rng.random(rides) < share
+    return pd.DataFrame(
+        {
+            "variant": np.where(to_challenger, "challenger", "champion"),
+            "model_version": np.where(to_challenger, "2", "1"),
+            "shadow": False,
+            "prediction": np.where(to_challenger, challenger[drawn], champion[drawn]),
+            "actual": actual[drawn],
+            "latency_ms": 1.0,
+            "error": False,
+            "ride_id": [f"r{i}" for i in drawn],
+        }
+    )
+
+
+def welch_decides_at_some_look(
+    frame: pd.DataFrame, *, look: int, alpha: float = 0.05, min_labelled: int = 30
+) -> bool:
+    """Whether Welch's t-test on squared error reaches ``p < alpha`` at some look, reading the
+    log every ``look`` rows once each side has ``min_labelled`` rides (a monitor acting on the
+    first fixed-horizon verdict)."""
+    from scipy import stats  # only the A/B tests and benchmark need it
+
+    se = ((frame["prediction"] - frame["actual"]) ** 2).to_numpy()
+    challenger = (frame["variant"] == "challenger").to_numpy()
+    for end in range(look, len(frame) + 1, look):
+        a, b = se[:end][~challenger[:end]], se[:end][challenger[:end]]
+        if (
+            min(a.size, b.size) >= min_labelled
+            and stats.ttest_ind(b, a, equal_var=False).pvalue < alpha
+        ):
+            return True
+    return False
