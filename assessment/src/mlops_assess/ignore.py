@@ -1,10 +1,14 @@
 """Which files Git ignores: ``.gitignore`` files (at every depth) and ``.git/info/exclude``.
 
 A file Git ignores is not part of the repository a clone sees (trained models, generated
-reports, local environments), so it is not evidence of what the team ships. Patterns follow
-Git's rules (``pathspec``'s ``GitIgnoreSpec``): each ``.gitignore`` applies to its folder and
-below, a deeper file's verdict (including ``!`` re-inclusion) overrides a shallower one's, and
-nothing inside an ignored folder can be re-included because Git never enters it.
+reports, local environments), so it is not evidence of what the team ships. Each line is
+compiled by ``pathspec`` (Git's wildmatch syntax); which line decides is Git's rule
+(gitignore(5)), kept here: each ``.gitignore`` applies to its folder and below, the last line
+that matches a path itself decides (a deeper file's lines come later, ``!`` re-includes), a
+``dir/`` line matches folders only, and the walk never enters an ignored folder, so nothing in
+it can be re-included. pathspec's own matching also counts a match of any parent folder, which
+would break that last rule (``src/*`` then ``!/src`` would bring ``src/sub`` back), hence
+:func:`_matches_itself`. The tests compare the result with ``git ls-files``.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ class IgnoreRules:
     patterns: tuple[_Pattern, ...] = ()
 
     @property
-    def specs(self) -> bool:
+    def active(self) -> bool:
         """Whether there is any pattern at all (a cheap test before matching)."""
         return bool(self.patterns)
 

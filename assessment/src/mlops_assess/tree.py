@@ -289,7 +289,7 @@ class _Walker:
             ):
                 self.excluded.append(os.path.realpath(path))
                 return None
-            inside_ignored = ignored_parent or (rules.specs and rules.ignored(rel, True))
+            inside_ignored = ignored_parent or (rules.active and rules.ignored(rel, True))
             if inside_ignored and not on_scope_path:
                 repo.ignored += 1
                 self.excluded.append(os.path.realpath(path))
@@ -301,7 +301,7 @@ class _Walker:
                 return None
             return path, rules, bool(inside_ignored)
         if entry.is_file():
-            if rules.specs and rules.ignored(rel, False):
+            if rules.active and rules.ignored(rel, False):
                 repo.ignored += 1
             elif is_link:
                 self.links.append((path, rules, False))
