@@ -128,16 +128,25 @@ def always_valid_live(
         relative_tau=mixture_scale,
         burn_in=min_labelled,
     )
+    se = rows["se"].to_numpy()
+    pooled = float(se.var(ddof=1)) if se.size >= 2 else None
     return dataclasses.replace(
         fixed,
         method=MSPRT,
         design=ALWAYS_VALID,
+        # the variances the test uses (floored at the pooled one), for its sample size too
+        champion_variance=_floored(fixed.champion_variance, pooled),
+        challenger_variance=_floored(fixed.challenger_variance, pooled),
         ci_low=result.ci_low,
         ci_high=result.ci_high,
         p_value=result.p_value,
         decided_at=result.decided_at,
         decided_difference=result.decided_difference,
     )
+
+
+def _floored(variance: float | None, pooled: float | None) -> float | None:
+    return variance if variance is None or pooled is None else max(variance, pooled)
 
 
 def paired(
