@@ -906,3 +906,23 @@ def test_a_verdict_named_promote_is_not_a_promotion(
         }
     )
     assert not check(root, "policy-promotion").met
+
+
+def test_every_part_of_a_criterion_shows_in_the_first_items(
+    make_repo: Callable[..., Path], check: Check
+) -> None:
+    files: Files = {f"train_{i}.py": "model.fit(X, y)\n" for i in range(5)}
+    files[".github/workflows/train.yml"] = """
+        on:
+          schedule:
+            - cron: "0 3 1 * *"
+        jobs:
+          train:
+            runs-on: ubuntu-latest
+            steps:
+              - run: python train_0.py
+    """
+    result = check(make_repo(files), "unattended-training")
+    assert result.met
+    # Five files train, one scheduled job starts them: the job is second, not sixth.
+    assert [e.path for e in result.evidence[:2]] == ["train_0.py", ".github/workflows/train.yml"]

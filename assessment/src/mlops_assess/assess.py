@@ -10,6 +10,8 @@ test that is good.
 
 from __future__ import annotations
 
+import itertools
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,7 +49,10 @@ class CriterionResult:
 
     @property
     def evidence(self) -> list[Evidence]:
-        return [item for group in self.groups for item in group.evidence]
+        """Every part's evidence, interleaved (the first item of each part, then the second
+        of each, ...): a report that shows only the first few still shows every part."""
+        interleaved = itertools.zip_longest(*(group.evidence for group in self.groups))
+        return [item for row in interleaved for item in row if item is not None]
 
     @property
     def missing(self) -> list[str]:
