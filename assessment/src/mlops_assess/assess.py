@@ -11,7 +11,6 @@ test that is good.
 from __future__ import annotations
 
 import itertools
-
 from dataclasses import dataclass, field
 from pathlib import Path
 
