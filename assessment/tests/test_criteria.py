@@ -19,6 +19,21 @@ from mlops_assess.catalogue import load_catalogue
 Check = Callable[[Path, str], CriterionResult]
 Files = dict[str, str]
 
+
+def scheduled_workflow(command: str) -> str:
+    """A GitHub workflow on a monthly schedule whose one step runs ``command``."""
+    return f"""
+        on:
+          schedule:
+            - cron: "0 3 1 * *"
+        jobs:
+          train:
+            runs-on: ubuntu-latest
+            steps:
+              - run: {command}
+    """
+
+
 PUSH_PYTEST = """
     on: [push, pull_request]
     jobs:
@@ -348,16 +363,7 @@ def test_criterion_not_met_without_the_key_evidence(
             "unattended-training",
             {
                 "train.py": "model.fit(X, y)\n",
-                ".github/workflows/train.yml": """
-                    on:
-                      schedule:
-                        - cron: "0 3 1 * *"
-                    jobs:
-                      train:
-                        runs-on: ubuntu-latest
-                        steps:
-                          - run: python -m svc train
-                """,
+                ".github/workflows/train.yml": scheduled_workflow("python -m svc train"),
             },
             id="scheduled-workflow",
         ),
@@ -365,16 +371,9 @@ def test_criterion_not_met_without_the_key_evidence(
             "unattended-training",
             {
                 "jobs/train_model.py": "model.fit(X, y)\n",
-                ".github/workflows/train.yml": """
-                    on:
-                      schedule:
-                        - cron: "0 3 1 * *"
-                    jobs:
-                      train:
-                        runs-on: ubuntu-latest
-                        steps:
-                          - run: python jobs/train_model.py --month 2024-01
-                """,
+                ".github/workflows/train.yml": scheduled_workflow(
+                    "python jobs/train_model.py --month 2024-01"
+                ),
             },
             id="scheduled-training-script",
         ),
@@ -912,16 +911,7 @@ def test_every_part_of_a_criterion_shows_in_the_first_items(
     make_repo: Callable[..., Path], check: Check
 ) -> None:
     files: Files = {f"train_{i}.py": "model.fit(X, y)\n" for i in range(5)}
-    files[".github/workflows/train.yml"] = """
-        on:
-          schedule:
-            - cron: "0 3 1 * *"
-        jobs:
-          train:
-            runs-on: ubuntu-latest
-            steps:
-              - run: python train_0.py
-    """
+    files[".github/workflows/train.yml"] = scheduled_workflow("python train_0.py")
     result = check(make_repo(files), "unattended-training")
     assert result.met
     # Five files train, one scheduled job starts them: the job is second, not sixth.

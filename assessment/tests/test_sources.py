@@ -12,7 +12,7 @@ import pytest
 from mlops_assess import sources
 from mlops_assess.assess import assess
 from mlops_assess.report_json import to_dict
-from mlops_assess.sources import parse_files
+from mlops_assess.sources import Parsed, parse_files
 from mlops_assess.tree import walk
 
 MakeRepo = Callable[..., Path]
@@ -30,6 +30,13 @@ FILES: dict[str, str | bytes] = {
     "nb.ipynb": '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}',
     "bad.ipynb": "not json",
 }
+
+
+def _small_tree(make_repo: MakeRepo) -> tuple[Path, list[str], list[Parsed]]:
+    """``FILES`` written as a repository: its root, its Python paths, their one-process parse."""
+    root = make_repo(FILES)
+    paths = _python_paths(root)
+    return root, paths, parse_files(root, paths, workers=1)
 
 
 def _python_paths(root: Path) -> list[str]:
@@ -67,9 +74,7 @@ def test_this_repositorys_sources_parse_alike_in_workers() -> None:
 def test_workers_that_cannot_start_leave_the_work_to_this_process(
     make_repo: MakeRepo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = make_repo(FILES)
-    paths = _python_paths(root)
-    expected = parse_files(root, paths, workers=1)
+    root, paths, expected = _small_tree(make_repo)
     context = multiprocessing.get_context()
 
     class NoProcesses:
@@ -90,9 +95,7 @@ def test_workers_that_cannot_start_leave_the_work_to_this_process(
 def test_a_worker_that_dies_has_its_files_parsed_here(
     make_repo: MakeRepo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = make_repo(FILES)
-    paths = _python_paths(root)
-    expected = parse_files(root, paths, workers=1)
+    root, paths, expected = _small_tree(make_repo)
     real_work = sources._work
 
     def dying_work(root: Path, chunk: list[str], writer: Connection) -> None:
@@ -163,9 +166,7 @@ def test_workers_started_by_a_fork_server_give_the_same_facts(
 ) -> None:
     # Where fork is unsafe (threads running) the workers come from a fork server: their
     # parent is that server, not this process, and they must still do their work.
-    root = make_repo(FILES)
-    paths = _python_paths(root)
-    expected = parse_files(root, paths, workers=1)
+    root, paths, expected = _small_tree(make_repo)
     monkeypatch.setattr(sources, "_context", lambda: multiprocessing.get_context("forkserver"))
     monkeypatch.setattr(sources, "default_workers", lambda: 2)
     started: list[int] = []
