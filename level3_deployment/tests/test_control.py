@@ -44,6 +44,9 @@ CONTROL_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/promote", None),
     ("POST", "/rollback", None),
     ("POST", "/feedback", {"actuals": [{"ride_id": "r-1", "duration": 5.0}]}),
+    ("GET", "/history", None),
+    ("POST", "/history", {"kind": "remark", "summary": "hello"}),
+    ("GET", "/predictions", None),
 ]
 
 
@@ -110,7 +113,7 @@ def test_the_token_never_appears_in_logs_or_responses(
     statuses = [r.status_code for r in responses]
     # With the token each call did its work (or was refused for its own reason)...
     assert statuses[: 3 * len(calls) : 3] == [
-        201, 422, 200, 201, 200, 200, 409, 200, 200, 200, 200,
+        201, 422, 200, 201, 200, 200, 409, 200, 200, 200, 201, 200, 200, 200,
     ]  # fmt: skip
     # ...without it, or with a wrong one, nothing happened.
     assert statuses[1 : 3 * len(calls) : 3] == [401] * len(calls)

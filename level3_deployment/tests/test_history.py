@@ -74,7 +74,7 @@ def test_the_last_different_table_skips_equal_and_empty_ones() -> None:
 
 def test_action_values_are_what_the_history_stores() -> None:
     assert [str(a) for a in Action] == [
-        "start", "deploy", "weight", "remove", "promote", "rollback", "guardrail rollback"
+        "start", "deploy", "weight", "remove", "promote", "rollback", "guardrail rollback", "note"
     ]  # fmt: skip
     assert Action.GUARDRAIL_ROLLBACK == "guardrail rollback"
 

@@ -15,7 +15,7 @@ import dataclasses
 import pandas as pd
 
 from duration_deployment import analysis
-from duration_deployment.history import experiment_start
+from duration_deployment.history import TABLE_ACTIONS, experiment_start
 from duration_deployment.prediction_log import PredictionLog
 from duration_deployment.routing import CHAMPION, VARIANT_HEADER
 
@@ -75,6 +75,7 @@ def ab_report(
     min_detectable_effect: float,
     design: str = analysis.ALWAYS_VALID,
     mixture_scale: float = 0.2,
+    since: int | None = None,
 ) -> tuple[analysis.ABReport, pd.DataFrame]:
     """The A/B report of ``challenger`` against the champion since the experiment began.
 
@@ -85,6 +86,9 @@ def ab_report(
         min_detectable_effect: Relative change in mean squared error worth detecting.
         design: :data:`~duration_deployment.analysis.ALWAYS_VALID` or ``FIXED_HORIZON``.
         mixture_scale: The always-valid test's mixing scale (see ``analysis.ab_report``).
+        since: A log position (an event's ``log_position``): the window starts there if that
+            is later than the experiment's start. A rollout stage (shadow, then each canary
+            weight) is tested on its own rides this way.
 
     Returns:
         (the report with notes on the window and on what was left out, the logged predictions
@@ -93,7 +97,9 @@ def ab_report(
     Raises:
         sqlalchemy.exc.SQLAlchemyError: The log database is unavailable.
     """
-    start, event = experiment_start(log.history(1000))
+    start, event = experiment_start(log.history(1000, actions=TABLE_ACTIONS))
+    if since is not None and since > start:
+        start, event = since, {"at_iso": None, "since": since}
     frame, left_out = one_prediction_per_ride(log.frame(after_id=start))
     report = analysis.ab_report(
         frame,
@@ -105,7 +111,9 @@ def ab_report(
         mixture_scale=mixture_scale,
     )
     notes = list(report.notes)
-    if event is not None:
+    if event is not None and "since" in event:
+        notes.insert(0, f"window: predictions after log position {since:,} (since=)")
+    elif event is not None:
         notes.insert(
             0,
             f"experiment since {event['at_iso']} (history revision {event['revision']}, "

@@ -26,6 +26,13 @@ class Action(StrEnum):
     PROMOTE = "promote"
     ROLLBACK = "rollback"
     GUARDRAIL_ROLLBACK = "guardrail rollback"
+    #: A note from an operator or an automated loop (level 4's decisions): the table is
+    #: unchanged; ``detail`` holds ``{"kind", "summary", "data"}`` as JSON.
+    NOTE = "note"
+
+
+#: The actions that change the routing table (every action but a note).
+TABLE_ACTIONS = tuple(a.value for a in Action if a is not Action.NOTE)
 
 
 #: Actions after which the challenger slot holds a version chosen by someone (or emptied).

@@ -19,7 +19,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
-from duration_deployment.api.routes import deployments, feedback, ops, predictions, reports
+from duration_deployment.api.routes import (
+    deployments,
+    feedback,
+    history,
+    ops,
+    predictions,
+    reports,
+)
 from duration_deployment.config import RouterSettings
 from duration_deployment.dataplane import DataPlane
 from duration_deployment.errors import RouterError
@@ -109,6 +116,7 @@ def create_app(
     app.include_router(predictions.build_router(settings.max_batch_size))
     app.include_router(deployments.router)
     app.include_router(feedback.router)
+    app.include_router(history.router)
     app.include_router(reports.router)
     app.include_router(ops.router)
     app.include_router(mlflow_protocol.build_router(settings.max_batch_size, routed=True))

@@ -21,10 +21,15 @@ from duration_deployment.aliases import ALIASED, AliasSync
 from duration_deployment.config import RouterSettings
 from duration_deployment.errors import ConflictError, DeploymentError, RegistryUnavailableError
 from duration_deployment.guardrails import Guardrails, Trip
-from duration_deployment.history import Action, last_different_table, tripped_before
+from duration_deployment.history import (
+    TABLE_ACTIONS,
+    Action,
+    last_different_table,
+    tripped_before,
+)
 from duration_deployment.metrics import RouterMetrics
 from duration_deployment.model_cache import ModelCache
-from duration_deployment.prediction_log import PredictionLog
+from duration_deployment.prediction_log import PredictionLog, note_detail
 from duration_deployment.registry import DeployedModel, Registry
 from duration_deployment.restore import Wanted, load_variants, normalised, plan_start
 from duration_deployment.routing import (
@@ -260,6 +265,36 @@ class DeploymentManager:
             self._saved.pop()
             return result
 
+    async def note(
+        self,
+        kind: str,
+        summary: str,
+        data: dict[str, Any],
+        *,
+        actor: str = "api",
+        variant: str | None = None,
+        model_version: str | None = None,
+    ) -> dict[str, Any]:
+        """Write a note into the history (a decision of level 4's loop, an operator's
+        remark): the table, its revision and the aliases are recorded as they are.
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: The log database is unavailable.
+        """
+        async with self._lock:  # the table and revision the note records are current
+            entry: dict[str, Any] = {
+                "action": str(Action.NOTE),
+                "actor": actor,
+                "detail": note_detail(kind, summary, data),
+                "revision": self.table.revision,
+                "table_after": self.table.summary(),
+                "aliases_after": dict(self.aliases),
+                "variant": variant,
+                "model_version": model_version,
+                "previous_version": None,
+            }
+            return await anyio.to_thread.run_sync(lambda: self.log.add_event(**entry))
+
     async def guardrail_rollback(self, trip: Trip) -> None:
         """Take a tripped variant out of the table (if it still holds that version)."""
         async with self._lock:
@@ -335,7 +370,7 @@ class DeploymentManager:
                 self.registry.uri,
             )
             return
-        events = await anyio.to_thread.run_sync(self.log.history, 1000)
+        events = await anyio.to_thread.run_sync(self._table_history)
         if challenger is not None and tripped_before(events, challenger):
             # A guardrail removed it while the registry was down, so the alias stayed behind.
             logger.warning("start-up: challenger v%s was rolled back by a guardrail", challenger)
@@ -346,7 +381,7 @@ class DeploymentManager:
             except DeploymentError as exc:
                 logger.error("start-up: cannot delete the challenger alias: %s", exc)
             challenger = None
-        last = await anyio.to_thread.run_sync(self.log.last_event)
+        last = await anyio.to_thread.run_sync(self.log.last_event, TABLE_ACTIONS)
         plan = plan_start(champion, challenger, last, self.settings.challenger_weight)
         if plan.dropped:
             logger.warning(
@@ -377,7 +412,7 @@ class DeploymentManager:
     async def _from_history(self) -> _Saved | None:
         """The newest table of the history that differs from the current one, its versions
         loaded again (the router restarted since), or None."""
-        events = await anyio.to_thread.run_sync(self.log.history, 1000)
+        events = await anyio.to_thread.run_sync(self._table_history)
         target = last_different_table(events, self.table.summary())
         if target is None:
             return None
@@ -391,6 +426,10 @@ class DeploymentManager:
             return None
         aliases = {a: target["aliases_after"].get(a) for a in ALIASED}
         return _Saved(table, aliases, f"{events[-1]['action']} (from the history)")
+
+    def _table_history(self) -> list[dict[str, Any]]:
+        """The last 1,000 changes of the table (notes left out)."""
+        return self.log.history(1000, actions=TABLE_ACTIONS)
 
     async def _load_version(self, version: str) -> DeployedModel:
         uri = f"models:/{self.registry.model_name}/{version}"
@@ -476,5 +515,5 @@ class DeploymentManager:
             registry=self.registry.uri,
             model_name=self.registry.model_name,
             rollback_available=bool(self._saved),
-            history=self.log.history(history),
+            history=self.log.history(history, actions=TABLE_ACTIONS),
         )

@@ -45,6 +45,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
+from duration_deployment.history import Action
+
 logger = logging.getLogger(__name__)
 
 metadata = MetaData()
@@ -344,9 +346,23 @@ class PredictionLog:
             row["id"] = key[0]
         return _event_dict(row)
 
-    def history(self, limit: int = 100) -> list[dict[str, Any]]:
-        """The last ``limit`` events, oldest first."""
-        query = select(events).order_by(events.c.id.desc()).limit(limit)
+    def history(
+        self,
+        limit: int = 100,
+        *,
+        actions: Sequence[str] | None = None,
+        after_id: int = 0,
+        kind: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The last ``limit`` events (of one of ``actions``, with an ``id`` above
+        ``after_id``; notes of ``kind`` only, if given), oldest first."""
+        query = select(events).where(events.c.id > after_id)
+        if actions is not None:
+            query = query.where(events.c.action.in_(list(actions)))
+        if kind is not None:
+            # A note's detail is JSON written by _note_detail, with "kind" as its first key.
+            query = query.where(events.c.detail.startswith(_note_prefix(kind)))
+        query = query.order_by(events.c.id.desc()).limit(limit)
         with self._opened().connect() as connection:
             rows = [dict(r._mapping) for r in connection.execute(query)]
         return [_event_dict(r) for r in reversed(rows)]
@@ -412,6 +428,7 @@ class PredictionLog:
         model_version: str | None = None,
         shadow: bool | None = None,
         last: int | None = None,
+        labelled: bool = False,
     ) -> pd.DataFrame:
         """Logged predictions with their actual durations, oldest first.
 
@@ -421,6 +438,7 @@ class PredictionLog:
             model_version: Only this model version.
             shadow: Only shadow (True) or only live (False) rows.
             last: Only the newest ``last`` rows.
+            labelled: Only rows with an actual duration.
 
         Returns:
             One row per prediction, columns :data:`FRAME_COLUMNS`; ``actual`` is NaN without
@@ -456,6 +474,8 @@ class PredictionLog:
             query = query.where(p.c.model_version == model_version)
         if shadow is not None:
             query = query.where(p.c.shadow == shadow)
+        if labelled:
+            query = query.where(f.c.actual_minutes.is_not(None))
         query = query.order_by(p.c.id.desc())
         if last is not None:
             query = query.limit(last)
@@ -477,8 +497,25 @@ class PredictionLog:
             )
 
 
+def note_detail(kind: str, summary: str, data: dict[str, Any]) -> str:
+    """The ``detail`` text of a note event: JSON with ``kind`` first (:meth:`history`
+    filters on that prefix)."""
+    return json.dumps({"kind": kind, "summary": summary, "data": data}, allow_nan=False)
+
+
+def _note_prefix(kind: str) -> str:
+    return '{"kind": ' + json.dumps(kind) + ","
+
+
 def _event_dict(row: dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
+    if out["action"] == Action.NOTE:
+        try:
+            note = json.loads(out["detail"])
+        except ValueError:
+            note = {"kind": "unknown", "summary": out["detail"], "data": {}}
+        out["note"] = note
+        out["detail"] = note.get("summary", "")
     out["table_after"] = json.loads(out["table_after"])
     out["aliases_after"] = json.loads(out["aliases_after"])
     out["at_iso"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(out["at"]))

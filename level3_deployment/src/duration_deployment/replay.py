@@ -76,6 +76,7 @@ def replay_month(
     limit: int | None = None,
     batch: int | None = None,
     feedback: bool = True,
+    feedback_lag: int | None = None,
 ) -> dict[str, Any]:
     """Send the rides of ``month`` to ``/predict/batch`` at ``rate`` rides per second, then post
     their actual durations to ``/feedback``.
@@ -86,15 +87,22 @@ def replay_month(
         rate: Rides per second (the pace is kept over the whole replay, not per request).
         limit: Only a random sample of ``limit`` rides (the same on every run).
         batch: Rides per request; default ``rate / 10`` (ten requests a second), at least 1.
-        feedback: Post the actual durations afterwards.
+        feedback: Post the actual durations.
+        feedback_lag: Post them while the replay goes on, each ride's once ``feedback_lag``
+            more rides have been sent (as in production, where a duration is known when the
+            ride ends); default None: all of them after the last ride.
 
     Returns:
         Counts: rides sent, answered per variant, seconds, achieved rate, feedback matched.
     """
     if rate <= 0 or not math.isfinite(rate):
         raise ReplayError(f"rate {rate!r} must be a positive number of rides per second")
+    if feedback_lag is not None and feedback_lag < 0:
+        raise ReplayError(f"feedback lag {feedback_lag!r} must be 0 or more rides")
     rides, counts = load_replay(month, limit)
     size = batch or max(1, int(rate / 10))
+    fed = 0  # rides whose duration was posted
+    matched = unknown = 0
     columns = ["PULocationID", "DOLocationID", "trip_distance", "ride_id"]
     records = [
         {"PULocationID": int(pu), "DOLocationID": int(do), "trip_distance": float(d), "ride_id": r}
@@ -109,6 +117,12 @@ def replay_month(
             time.sleep(pause)
         answer = client.call("POST", "/predict/batch", json={"rides": records[sent : sent + size]})
         by_variant.update(f"{p['variant']} v{p['model_version']}" for p in answer["predictions"])
+        due_feedback = sent + size - (feedback_lag or 0)
+        if feedback and feedback_lag is not None and due_feedback - fed >= size:
+            posted = _post_feedback(client, rides.iloc[fed:due_feedback])
+            matched += posted["feedback_matched"]
+            unknown += posted["feedback_unknown"]
+            fed = due_feedback
     seconds = time.perf_counter() - started
     result: dict[str, Any] = {
         "month": month,
@@ -118,7 +132,9 @@ def replay_month(
         "rides_per_second": round(len(records) / seconds, 1) if seconds > 0 else None,
     }
     if feedback:
-        result.update(_post_feedback(client, rides))
+        posted = _post_feedback(client, rides.iloc[fed:])
+        result["feedback_matched"] = matched + posted["feedback_matched"]
+        result["feedback_unknown"] = unknown + posted["feedback_unknown"]
     return result
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -172,3 +173,65 @@ class DeploymentsState(BaseModel):
     model_name: str = Field(description="the registered model the router deploys")
     rollback_available: bool = Field(description="whether POST /rollback has a table to restore")
     history: list[dict[str, Any]] = Field(description="the last changes, oldest first")
+
+
+#: Kinds of note (level 4 writes ``monitor``, ``retrain``, ``stage``, ``decision``, ...).
+NOTE_KIND = r"^[a-z][a-z0-9_-]{0,39}$"
+#: Largest JSON text of a note's ``data``, bytes.
+MAX_NOTE_BYTES = 64 * 1024
+
+
+class NoteRequest(BaseModel):
+    """A note for the history: a decision of an automated loop or an operator's remark. The
+    routing table does not change."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        protected_namespaces=(),
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "monitor",
+                    "summary": "no trigger fired",
+                    "data": {"psi": {"PULocationID": 0.06}},
+                }
+            ]
+        },
+    )
+
+    kind: str = Field(pattern=NOTE_KIND, description="what the note is about")
+    summary: str = Field(min_length=1, max_length=500, description="one sentence")
+    data: dict[str, Any] = Field(
+        default_factory=dict, description=f"figures, as JSON (at most {MAX_NOTE_BYTES:,} bytes)"
+    )
+    variant: str | None = Field(default=None, pattern=VARIANT_NAME)
+    model_version: str | None = Field(default=None, pattern=r"^[0-9]{1,20}$")
+
+    @field_validator("data")
+    @classmethod
+    def _small_json(cls, data: dict[str, Any]) -> dict[str, Any]:
+        try:
+            size = len(json.dumps(data, allow_nan=False).encode())
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"data is not plain JSON (no NaN or infinity): {exc}") from None
+        if size > MAX_NOTE_BYTES:
+            raise ValueError(f"data is {size:,} bytes of JSON, more than {MAX_NOTE_BYTES:,}")
+        return data
+
+
+class HistoryPage(BaseModel):
+    """``GET /history``: entries of the history, oldest first."""
+
+    entries: list[dict[str, Any]]
+    count: int
+
+
+class PredictionsPage(BaseModel):
+    """``GET /predictions``: logged predictions with their actual durations, oldest first, as
+    columns and rows (``actual`` is null without feedback, ``prediction`` null on error)."""
+
+    columns: list[str]
+    rows: list[list[Any]]
+    count: int
+    last_id: int = Field(description="the highest id in the page (0 when empty): pass it as "
+                         "after_id for the next page")  # fmt: skip

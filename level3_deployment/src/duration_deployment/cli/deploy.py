@@ -117,6 +117,13 @@ def build_deploy_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--no-feedback", action="store_true", help="do not post the actual durations"
     )
+    replay.add_argument(
+        "--feedback-lag",
+        type=_non_negative_int,
+        metavar="N",
+        help="post each ride's actual duration once N more rides were sent (as in production); "
+        "default: all of them after the last ride",
+    )
 
     fb = verbs.add_parser(
         "feedback", help="attach a TLC month's actual durations to logged predictions"
@@ -138,6 +145,17 @@ def build_deploy_parser() -> argparse.ArgumentParser:
     )
     pipeline.add_argument("--candidates", help="comma-separated models (default all)")
     return parser
+
+
+def _non_negative_int(text: str) -> int:
+    """A whole number of at least 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -235,6 +253,7 @@ def _replay(args: argparse.Namespace, client: RouterClient) -> Any:
         limit=args.limit,
         batch=args.batch,
         feedback=not args.no_feedback,
+        feedback_lag=args.feedback_lag,
     )
 
 

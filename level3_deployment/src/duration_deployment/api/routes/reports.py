@@ -35,7 +35,20 @@ def _challenger(name: str) -> str:
     return name
 
 
-def _ab(settings: RouterSettings, log: PredictionLog, challenger: str) -> Any:
+Since = Annotated[
+    int | None,
+    Query(
+        ge=0,
+        le=2**62,
+        description="a log position (a history entry's log_position): the window starts there "
+        "if that is later than the experiment's start (one rollout stage's rides)",
+    ),
+]
+
+
+def _ab(
+    settings: RouterSettings, log: PredictionLog, challenger: str, since: int | None = None
+) -> Any:
     return ab_report(
         log,
         challenger=challenger,
@@ -43,6 +56,7 @@ def _ab(settings: RouterSettings, log: PredictionLog, challenger: str) -> Any:
         min_detectable_effect=settings.ab_min_detectable_effect,
         design=settings.ab_design,
         mixture_scale=settings.ab_mixture_scale,
+        since=since,
     )
 
 
@@ -52,11 +66,12 @@ async def ab_json(
     log: LogDep,
     limiter: ReportLimiterDep,
     challenger: Challenger = CHALLENGER,
+    since: Since = None,
 ) -> dict[str, Any]:
     """Per-variant counts, RMSE, MAE, latency and error rate; the challenger's difference in
     squared error with its confidence interval and p-value; the verdict."""
     name = _challenger(challenger)
-    report, _ = await anyio.to_thread.run_sync(_ab, settings, log, name, limiter=limiter)
+    report, _ = await anyio.to_thread.run_sync(_ab, settings, log, name, since, limiter=limiter)
     result: dict[str, Any] = report.to_dict()
     return result
 
@@ -67,12 +82,13 @@ async def ab_html(
     log: LogDep,
     limiter: ReportLimiterDep,
     challenger: Challenger = CHALLENGER,
+    since: Since = None,
 ) -> HTMLResponse:
     """The A/B report as a page with plots."""
     name = _challenger(challenger)
 
     def render() -> str:
-        return report_html.render_ab_html(*_ab(settings, log, name))
+        return report_html.render_ab_html(*_ab(settings, log, name, since))
 
     return HTMLResponse(await anyio.to_thread.run_sync(render, limiter=limiter))
 
