@@ -143,6 +143,14 @@ def broken(folder: Path, kind: str) -> Path:
         )
     elif kind == "too_few":
         pq.write_table(table.slice(0, 500), path)
+    elif kind == "shuffled_durations":
+        # Each ride gets another ride's duration: a feedback join gone wrong.
+        pickup = table.column("lpep_pickup_datetime")
+        durations = pa.compute.subtract(table.column("lpep_dropoff_datetime"), pickup)
+        order = np.random.default_rng(0).permutation(len(table))
+        dropoff = pa.compute.add(pickup, durations.take(pa.array(order)))
+        index = table.schema.get_field_index("lpep_dropoff_datetime")
+        pq.write_table(table.set_column(index, "lpep_dropoff_datetime", dropoff), path)
     return path
 
 
@@ -156,6 +164,7 @@ def broken(folder: Path, kind: str) -> Path:
         ("all_filtered", "ingest", "no ride is left after the 1-60 minute filter"),
         ("too_few", "validate", "rides failed: 4"),
         ("same_as_train", "validate", "distinct_files failed"),
+        ("shuffled_durations", "validate", "distance_duration failed"),
     ],
 )
 def test_bad_data_is_refused_and_nothing_is_registered(

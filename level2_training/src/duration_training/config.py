@@ -23,6 +23,11 @@ class PipelineConfig(BaseSettings):
         max_trip_distance: Miles above which a distance counts as implausible.
         min_plausible_distance_share: Smallest share of rides with a finite distance in
             ``[0, max_trip_distance]`` (0-1).
+        min_distance_duration_correlation: Smallest Spearman rank correlation of trip
+            distance and duration (-1 to 1). Real months have 0.78-0.85 (green 2021-01 to
+            2023-03); durations that do not belong to their rides (shuffled, or joined to the
+            wrong ride) have about 0.00. Level 4 retrains on fed-back durations: this is the
+            check that stops a corrupted feedback join.
         champion_margin: Relative RMSE improvement needed to replace the champion (0.01 = 1%).
         offline_promotion: Move ``champion`` when the new version wins on the validation
             month. Level 3 turns it off: with a router serving the champion, an A/B test on
@@ -39,6 +44,9 @@ class PipelineConfig(BaseSettings):
     min_kept_share: float = Field(default=0.9, ge=0, le=1, allow_inf_nan=False)
     max_trip_distance: float = Field(default=500.0, gt=0, allow_inf_nan=False)
     min_plausible_distance_share: float = Field(default=0.99, ge=0, le=1, allow_inf_nan=False)
+    min_distance_duration_correlation: float = Field(
+        default=0.3, ge=-1, le=1, allow_inf_nan=False
+    )
     champion_margin: float = Field(default=0.01, ge=0, lt=1, allow_inf_nan=False)
     offline_promotion: bool = True
 

@@ -130,4 +130,19 @@ def _checks(data: TripData, config: PipelineConfig) -> list[Check]:
             f"(at least {config.min_plausible_distance_share:.0%} needed)",
         )
     )
+    correlation = (
+        float(rides["trip_distance"].corr(rides["duration"], method="spearman"))
+        if len(rides) > 1
+        else float("nan")
+    )
+    checks.append(
+        Check(
+            "distance_duration",
+            source,
+            correlation >= config.min_distance_duration_correlation,  # NaN fails
+            f"rank correlation of distance and duration {correlation:.2f} "
+            f"(at least {config.min_distance_duration_correlation:g} needed: real months have "
+            "0.78-0.85, durations that do not belong to their rides about 0)",
+        )
+    )
     return checks
