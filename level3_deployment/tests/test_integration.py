@@ -17,7 +17,6 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -26,50 +25,15 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from duration_core import read_trips
-from ladder_testing import GRACEFUL, free_port, stop_process, wait_until_answers
+from ladder_testing import GRACEFUL, stop_process
 from ladder_testing.router import AUTH, TOKEN
-
-BIN = Path(sys.executable).parent
-
-
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-    folder: Path
+from ladder_testing.services import BIN, RouterProcess, Server, mlflow_server
 
 
 @pytest.fixture(scope="module")
 def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    folder = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    log = folder / "server.log"
-    process = subprocess.Popen(
-        [
-            str(BIN / "mlflow"),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{folder / 'server.db'}",
-            "--artifacts-destination",
-            str(folder / "artifacts"),
-        ],
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        cwd=folder,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_answers(f"{url}/health", process, log)
-        yield Server(url, process, folder)
-    finally:
-        if process.poll() is None:
-            stop_process(process)
+    with mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -92,49 +56,18 @@ def run(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 300) -
     return done.stdout
 
 
-class Router:
-    """A ``duration-router`` process on a free port."""
-
-    def __init__(self, folder: Path, tracking_uri: str, env: dict[str, str]) -> None:
-        self.folder, self.tracking_uri, self.env = folder, tracking_uri, env
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log_db = folder / "prediction_log.db"
+class Router(RouterProcess):
+    """A ``duration-router`` process with the control token of these tests."""
 
     def start(self) -> Router:
-        log = self.folder / "router.log"
-        self.process = subprocess.Popen(
-            [
-                str(BIN / "duration-router"),
-                "--tracking-uri",
-                self.tracking_uri,
-                "--port",
-                str(self.port),
-                "--prediction-log",
-                f"sqlite:///{self.log_db}",
-            ],
-            env=self.env,
-            cwd=self.folder,
-            stdout=log.open("a"),
-            stderr=subprocess.STDOUT,
-        )
-        wait_until_answers(f"{self.url}/health", self.process, log)
+        super().start()
         return self
-
-    def stop(self) -> int:
-        assert self.process is not None
-        return stop_process(self.process)
 
     def deploy_cli(self, *args: str) -> str:
         return run([str(BIN / "duration-deploy"), "--url", self.url, *args], self.env, self.folder)
 
-    def table(self) -> dict[str, tuple[str, float, bool]]:
-        state = httpx.get(f"{self.url}/deployments", headers=AUTH, timeout=30).json()
-        return {
-            v["variant"]: (v["model_version"], round(v["weight"], 6), v["shadow"])
-            for v in state["table"]["variants"]
-        }
+    def table(self, token: str = TOKEN) -> dict[str, tuple[str, float, bool]]:
+        return super().table(token)
 
 
 def aliases(tracking_uri: str) -> dict[str, str]:

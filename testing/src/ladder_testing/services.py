@@ -1,0 +1,125 @@
+"""Real service processes the level-3 and level-4 tests start: an ``mlflow server`` and a
+``duration-router``, each on a free port of 127.0.0.1, from the test environment's own
+``bin/`` folder, with its output in a log file of its folder."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from ladder_testing.net import free_port
+from ladder_testing.processes import stop_process, wait_until_answers
+
+#: The folder of the test environment's console scripts.
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Server:
+    """A started ``mlflow server``: its URL, process and folder."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    folder: Path
+
+
+def start_mlflow_server(folder: Path, *, port: int | None = None) -> Server:
+    """``mlflow server`` with a SQLite backend store and an artifacts folder under ``folder``
+    (one worker), answering ``/health``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    log = folder / "server.log"
+    process = subprocess.Popen(
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'server.db'}",
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+        ],
+        stdout=log.open("a"),
+        stderr=subprocess.STDOUT,
+        cwd=folder,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_answers(f"{url}/health", process, log)
+    except BaseException:
+        stop_process(process)
+        raise
+    return Server(url, process, folder)
+
+
+@contextmanager
+def mlflow_server(folder: Path) -> Iterator[Server]:
+    """:func:`start_mlflow_server`, stopped on exit."""
+    server = start_mlflow_server(folder)
+    try:
+        yield server
+    finally:
+        if server.process.poll() is None:
+            stop_process(server.process)
+
+
+class RouterProcess:
+    """A ``duration-router`` process on a free port (the same port across restarts)."""
+
+    def __init__(self, folder: Path, tracking_uri: str, env: dict[str, str]) -> None:
+        self.folder, self.tracking_uri, self.env = folder, tracking_uri, env
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_db = folder / "prediction_log.db"
+        self.log = folder / "router.log"
+
+    def start(self) -> RouterProcess:
+        self.process = subprocess.Popen(
+            [
+                str(BIN / "duration-router"),
+                "--tracking-uri",
+                self.tracking_uri,
+                "--port",
+                str(self.port),
+                "--prediction-log",
+                f"sqlite:///{self.log_db}",
+            ],
+            env=self.env,
+            cwd=self.folder,
+            stdout=self.log.open("a"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_until_answers(f"{self.url}/health", self.process, self.log)
+        return self
+
+    def stop(self) -> int:
+        assert self.process is not None
+        return stop_process(self.process)
+
+    def kill(self) -> None:
+        """``kill -9``: no shutdown, no flush."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=30)
+
+    def table(self, token: str) -> dict[str, tuple[str, float, bool]]:
+        """``{variant: (model_version, weight, shadow)}`` from ``GET /deployments``."""
+        state = httpx.get(
+            f"{self.url}/deployments", headers={"Authorization": f"Bearer {token}"}, timeout=30
+        ).json()
+        return {
+            v["variant"]: (v["model_version"], round(v["weight"], 6), v["shadow"])
+            for v in state["table"]["variants"]
+        }
