@@ -36,7 +36,8 @@ def test_a_note_is_history_and_leaves_the_table_alone(router_client: TestClient)
     # GET /deployments lists table changes; notes are read from /history.
     assert [e["action"] for e in after["history"]] == [e["action"] for e in before["history"]]
     notes = client.get("/history", params={"kind": "monitor"}, headers=AUTH).json()
-    assert notes["count"] == 1 and notes["entries"][0]["id"] == entry["id"]
+    assert notes["count"] == 1
+    assert notes["entries"][0]["id"] == entry["id"]
     everything = client.get("/history", headers=AUTH).json()["entries"]
     assert [e["action"] for e in everything][-1] == "note"
     assert client.get("/history", params={"kind": "stage"}, headers=AUTH).json()["count"] == 0
@@ -116,7 +117,8 @@ def test_the_ab_report_of_one_stage_starts_at_since(router_client: TestClient) -
     total = sum(v["predictions"] for v in whole["variants"] if not v["shadow"])
     in_stage = sum(v["predictions"] for v in stage["variants"] if not v["shadow"])
     assert (total, in_stage) == (10, 6)
-    assert stage["notes"][0] == f"window: predictions after log position {note['log_position']:,} (since=)"
+    position = note["log_position"]
+    assert stage["notes"][0] == f"window: predictions after log position {position:,} (since=)"
     # A position before the experiment began changes nothing.
     assert client.get("/ab/report", params={"since": 0}).json()["variants"] == whole["variants"]
     assert client.get("/ab/report", params={"since": -1}).status_code == 422

@@ -44,9 +44,7 @@ class PipelineConfig(BaseSettings):
     min_kept_share: float = Field(default=0.9, ge=0, le=1, allow_inf_nan=False)
     max_trip_distance: float = Field(default=500.0, gt=0, allow_inf_nan=False)
     min_plausible_distance_share: float = Field(default=0.99, ge=0, le=1, allow_inf_nan=False)
-    min_distance_duration_correlation: float = Field(
-        default=0.3, ge=-1, le=1, allow_inf_nan=False
-    )
+    min_distance_duration_correlation: float = Field(default=0.3, ge=-1, le=1, allow_inf_nan=False)
     champion_margin: float = Field(default=0.01, ge=0, lt=1, allow_inf_nan=False)
     offline_promotion: bool = True
 

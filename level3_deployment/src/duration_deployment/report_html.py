@@ -112,6 +112,11 @@ def render_template(name: str, **context: Any) -> str:
     return ENVIRONMENT.get_template(name).render(css=_style_sheet(), **context)
 
 
+def style_sheet() -> Markup:
+    """The reports' style sheet, safe to inline (level 4's timeline uses it too)."""
+    return _style_sheet()
+
+
 @cache
 def _style_sheet() -> Markup:
     """``templates/report.css``, read once through the package loader, marked safe.
