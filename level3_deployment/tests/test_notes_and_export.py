@@ -43,6 +43,22 @@ def test_a_note_is_history_and_leaves_the_table_alone(router_client: TestClient)
     assert client.get("/history", params={"kind": "stage"}, headers=AUTH).json()["count"] == 0
     later = client.get("/history", params={"after_id": entry["id"]}, headers=AUTH).json()
     assert later["count"] == 0
+    stage = client.post("/history", json={**NOTE, "kind": "stage"}, headers=AUTH).json()
+    # repeated kind and action values: the table changes and the notes of those kinds
+    both = client.get(
+        "/history", params=[("kind", "stage"), ("kind", "monitor")], headers=AUTH
+    ).json()
+    assert [e["id"] for e in both["entries"]] == [entry["id"], stage["id"]]
+    mixed = client.get(
+        "/history", params=[("action", "start"), ("action", "deploy"), ("kind", "stage")],
+        headers=AUTH,
+    ).json()["entries"]  # fmt: skip
+    assert [e["action"] for e in mixed][-1] == "note"
+    assert {e["action"] for e in mixed} == {e["action"] for e in before["history"]} | {"note"}
+    assert len([e for e in mixed if e["action"] == "note"]) == 1
+    bad = client.get("/history", params={"kind": "Bad Kind"}, headers=AUTH)
+    assert bad.status_code == 422
+    assert "kind" in bad.text
 
 
 def test_notes_never_start_an_experiment_or_a_rollback(router_client: TestClient) -> None:

@@ -40,10 +40,12 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    or_,
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+from sqlalchemy.sql.elements import ColumnElement
 
 from duration_deployment.history import Action
 
@@ -352,16 +354,24 @@ class PredictionLog:
         *,
         actions: Sequence[str] | None = None,
         after_id: int = 0,
-        kind: str | None = None,
+        kind: str | Sequence[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """The last ``limit`` events (of one of ``actions``, with an ``id`` above
-        ``after_id``; notes of ``kind`` only, if given), oldest first."""
+        """The last ``limit`` events with an ``id`` above ``after_id``, oldest first: all of
+        them, or those of one of ``actions`` and the notes of one of the kinds ``kind`` (either
+        filter alone selects only what it names)."""
         query = select(events).where(events.c.id > after_id)
+        kinds = [kind] if isinstance(kind, str) else list(kind or [])
+        chosen: list[ColumnElement[bool]] = []
         if actions is not None:
-            query = query.where(events.c.action.in_(list(actions)))
-        if kind is not None:
+            chosen.append(events.c.action.in_(list(actions)))
+        if kinds:
             # A note's detail is JSON written by _note_detail, with "kind" as its first key.
-            query = query.where(events.c.detail.startswith(_note_prefix(kind)))
+            chosen.append(
+                (events.c.action == Action.NOTE)
+                & or_(*(events.c.detail.startswith(_note_prefix(k)) for k in kinds))
+            )
+        if chosen:
+            query = query.where(or_(*chosen))
         query = query.order_by(events.c.id.desc()).limit(limit)
         with self._opened().connect() as connection:
             rows = [dict(r._mapping) for r in connection.execute(query)]

@@ -32,16 +32,18 @@ async def history(
     log: LogDep,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     after_id: Annotated[int, Query(ge=0, le=2**62)] = 0,
-    action: Annotated[Action | None, Query(description="only entries of this action")] = None,
+    action: Annotated[
+        list[Action] | None, Query(description="entries of these actions (repeatable)")
+    ] = None,
     kind: Annotated[
-        str | None, Query(pattern=NOTE_KIND, description="only notes of this kind")
+        list[Annotated[str, Query(pattern=NOTE_KIND)]] | None,
+        Query(max_length=20, description="notes of these kinds (repeatable)"),
     ] = None,
 ) -> HistoryPage:
-    """The newest ``limit`` entries after ``after_id`` (table changes and notes), oldest
-    first."""
-    actions = [Action.NOTE] if kind is not None else ([action] if action else None)
+    """The newest ``limit`` entries after ``after_id``, oldest first: every table change and
+    note, or only those of the ``action`` values and the notes of the ``kind`` values."""
     entries = await anyio.to_thread.run_sync(
-        lambda: log.history(limit, actions=actions, after_id=after_id, kind=kind)
+        lambda: log.history(limit, actions=action or None, after_id=after_id, kind=kind or None)
     )
     return HistoryPage(entries=entries, count=len(entries))
 
