@@ -1,22 +1,24 @@
 """Build the distributions and prove they work when installed alone (`tox -e build`).
 
-1. Build the sdist and the wheel of each of the five distributions (duration-core,
-   duration-service, duration-training, duration-deployment, mlops-assess) with
+1. Build the sdist and the wheel of each of the six distributions (duration-core,
+   duration-service, duration-training, duration-deployment, duration-operations,
+   mlops-assess) with
    `python -m build` (the
    wheel is built FROM the sdist, so a file missing from the sdist breaks the wheel too)
    and run `twine check` when twine is installed.
    With uv beside this interpreter (tox deps `build[uv]`) or on PATH, build and the install
    below use it: the same packages, a few times faster; else pip.
 2. Check the archives hold the bundled TLC data (duration_core/data/...).
-3. Make a fresh virtual environment (venv module) and install ONLY the five wheels, their
+3. Make a fresh virtual environment (venv module) and install ONLY the six wheels, their
    dependencies from the package index.
 4. From a temporary folder outside the repository: `duration-train` on the months bundled in
    the installed wheel (--no-download), then `duration-serve` on a free port, wait for /ready,
    POST one ride to /predict, check the answer, stop the server with SIGTERM; then
    `duration-pipeline run` into an embedded registry (level 2), `duration-router` on it
-   (level 3): /ready names the champion, /predict and /invocations answer with its version;
+   (level 3): /ready names the champion, /predict and /invocations answer with its version,
+   `duration-operate once` (level 4) reads it and fires no trigger;
    then `duration-score` scores green 2021-03 with it (80,349 rides written); last,
-   the installed `mlops-assess` places level1_devops/ at level 1 and the repository at 3.
+   the installed `mlops-assess` places level1_devops/ at level 1 and the repository at 4.
 
 Exits 0 when every step passed, else 1 with the reason (and the server's log, if it ran).
 Usage: python scripts/check_dists.py [--keep] [--timeout SECONDS]
@@ -49,6 +51,7 @@ PROJECTS = {
     "duration-service": ROOT / "level1_devops",
     "duration-training": ROOT / "level2_training",
     "duration-deployment": ROOT / "level3_deployment",
+    "duration-operations": ROOT / "level4_operations",
     "mlops-assess": ROOT / "assessment",
 }
 #: A file each wheel must hold besides its modules (level 3: the report templates).
@@ -56,6 +59,7 @@ MARKERS = {
     "duration_service": "duration_service/main.py",
     "duration_training": "duration_training/pipeline.py",
     "duration_deployment": "duration_deployment/templates/ab_report.html.j2",
+    "duration_operations": "duration_operations/templates/timeline.html.j2",
     "mlops_assess": "mlops_assess/catalogue.toml",
 }
 TOKEN = "check-dists-token-0123456789"  # noqa: S105 (a throwaway router of this check)
@@ -310,6 +314,19 @@ def check_levels_2_and_3(bin_dir: Path, work: Path, env: dict[str, str], timeout
         if status != 200 or json.loads(body).get("model_versions") != ["1"]:
             raise CheckError(f"router POST /invocations answered {status}: {body}")
         print(f"    POST /invocations -> {body}")
+        step("duration-operate once (level 4) against the router")
+        out = run(
+            [bin_dir / "duration-operate", "--router-url", f"http://127.0.0.1:{port}", "--json",
+             "--workdir", work / "operations", "once", "--no-prefect"],
+            cwd=work, env={**env, "DURATION_ROUTER_TOKEN": TOKEN}, capture=True,
+        )  # fmt: skip
+        passed = json.loads(out)
+        fired = [t["trigger"] for t in passed["triggers"] if t["fired"]]
+        if passed["champion"] != "1" or fired:
+            raise CheckError(
+                f"duration-operate once saw champion {passed['champion']}, fired {fired}"
+            )
+        print(f"    champion v{passed['champion']}, no trigger fired (no traffic yet)")
     except BaseException:
         stop(router)
         print(f"--- router log ({log_path}) ---\n{log_path.read_text()}--- end of log ---")
@@ -331,8 +348,8 @@ def check_levels_2_and_3(bin_dir: Path, work: Path, env: dict[str, str], timeout
 
 
 def check_assessor(bin_dir: Path, work: Path) -> None:
-    """The installed mlops-assess places level 1's folder at 1 and the repository at 3."""
-    for folder, expected in ((ROOT / "level1_devops", 1), (ROOT, 3)):
+    """The installed mlops-assess places level 1's folder at 1 and the repository at 4."""
+    for folder, expected in ((ROOT / "level1_devops", 1), (ROOT, 4)):
         step(f"mlops-assess {folder} (expected level {expected})")
         out = run([bin_dir / "mlops-assess", folder, "--format", "json"], cwd=work, capture=True)
         level = json.loads(out)["level"]

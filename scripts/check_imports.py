@@ -15,6 +15,7 @@ PACKAGES = (
     "duration_service",
     "duration_training",
     "duration_deployment",
+    "duration_operations",
     "mlops_assess",
 )
 
