@@ -313,11 +313,11 @@ def test_train_and_deploy_are_callable_and_keep_their_triggers(
     assert used - {"GITHUB_TOKEN"} == secrets
 
 
-def test_ci_assesses_the_ladder_itself_at_level_3_and_all_green_needs_it() -> None:
+def test_ci_assesses_the_ladder_itself_at_level_4_and_all_green_needs_it() -> None:
     jobs = _load(WORKFLOWS / "ci.yml")["jobs"]
     job = jobs["assess"]
     assert job["uses"] == "./.github/workflows/assess.yml"
-    assert job["with"] == {"path": ".", "fail-below": 3}
+    assert job["with"] == {"path": ".", "fail-below": 4}
     assert "assess" in jobs["all-green"]["needs"]
     check = jobs["all-green"]["steps"][0]
     assert check["env"]["ASSESS_RESULT"] == "${{ needs.assess.result }}"
@@ -351,19 +351,19 @@ def _run_action(tmp_path: Path, context: dict[str, str]) -> tuple[StepRun, StepR
 @needs_cli
 def test_action_on_the_repository_root(tmp_path: Path) -> None:
     sarif = tmp_path / "out" / "mlops.sarif"
-    assess, enforce = _run_action(tmp_path, _action_context(".", "3", str(sarif)))
+    assess, enforce = _run_action(tmp_path, _action_context(".", "4", str(sarif)))
     assert assess.status == 0, assess.stdout + assess.stderr
-    assert assess.outputs["level"] == "3"
+    assert assess.outputs["level"] == "4"
     assert assess.outputs["sarif-file"] == str(sarif)
     output_text = (tmp_path / "runner" / "output-0").read_text(encoding="utf-8")
-    assert "level=3\n" in output_text
+    assert "level=4\n" in output_text
     summary = (tmp_path / "runner" / "summary.md").read_text(encoding="utf-8")
     assert "## MLOps maturity of" in summary
     document = json.loads(sarif.read_text(encoding="utf-8"))
     assert document["version"] == "2.1.0"
     assert enforce is not None
     assert enforce.status == 0, enforce.stdout + enforce.stderr
-    assert "fail-below 3 is met" in enforce.stdout
+    assert "fail-below 4 is met" in enforce.stdout
 
 
 @needs_bash
@@ -383,11 +383,12 @@ def test_action_on_level1_without_sarif(tmp_path: Path) -> None:
 @needs_cli
 def test_action_fail_below_fails_after_the_summary_and_sarif_are_written(tmp_path: Path) -> None:
     sarif = tmp_path / "mlops.sarif"
-    assess, enforce = _run_action(tmp_path, _action_context(".", "4", str(sarif)))
+    assess, enforce = _run_action(tmp_path, _action_context("level3_deployment", "4", str(sarif)))
     assert assess.status == 0, assess.stdout + assess.stderr
     assert enforce is not None
     assert enforce.status == 1
-    assert "::error title=MLOps maturity::. is at level 3, below fail-below 4" in enforce.stdout
+    expected = "::error title=MLOps maturity::level3_deployment is at level 3, below fail-below 4"
+    assert expected in enforce.stdout
     assert "## MLOps maturity of" in (tmp_path / "runner" / "summary.md").read_text("utf-8")
     assert json.loads(sarif.read_text(encoding="utf-8"))["version"] == "2.1.0"
 
@@ -531,11 +532,11 @@ def _workflow_context(path: str, fail_below: int, upload: bool) -> dict[str, str
 def test_workflow_assess_and_enforce(tmp_path: Path) -> None:
     steps = ASSESS["jobs"]["assess"]["steps"]
     runner = tmp_path / "runner"
-    context = _workflow_context(".", 4, upload=True)
+    context = _workflow_context("level3_deployment", 4, upload=True)
     assess = _run_step(_step(steps, id="assess"), context, cwd=ROOT, runner=runner)
     assert assess.status == 0, assess.stdout + assess.stderr
     assert assess.outputs["level"] == "3"
-    assert assess.outputs["sarif-artifact"] == "mlops-assess-sarif"
+    assert assess.outputs["sarif-artifact"] == "mlops-assess-sarif-level3_deployment"
     sarif = Path(assess.outputs["sarif-file"])
     assert sarif == runner / "temp" / "mlops-assess-sarif" / "results.sarif"
     assert json.loads(sarif.read_text(encoding="utf-8"))["version"] == "2.1.0"
@@ -544,7 +545,8 @@ def test_workflow_assess_and_enforce(tmp_path: Path) -> None:
     context["steps.assess.outputs.level"] = assess.outputs["level"]
     enforce = _run_step(_step(steps, name="Enforce fail-below"), context, cwd=ROOT, runner=runner)
     assert enforce.status == 1
-    assert "::error title=MLOps maturity::. is at level 3, below fail-below 4" in enforce.stdout
+    expected = "::error title=MLOps maturity::level3_deployment is at level 3, below fail-below 4"
+    assert expected in enforce.stdout
 
 
 @needs_bash
