@@ -7,8 +7,10 @@ summary shows the same validation RMSE at every rung (NYC TLC green taxis, train
 validate 2021-02) and the service's answers next to the actual durations (the same through
 MLflow's scoring protocol and the Open Inference Protocol V2); level 2 tracks and registers;
 level 3 deploys behind the A/B router, replays real months, and scores a whole month in batch
-with the champion (`duration-score`). Last, `mlops-assess` reads each level's folder (never
-running it) and prints the ladder as the assessor sees it.
+with the champion (`duration-score`); level 4 leaves the loop to itself: drift in a replayed
+2023 month triggers a retrain on production rides, a shadow and canary rollout decided by the
+always-valid A/B test, and the promotion (`duration-operate`). Last, `mlops-assess` reads each
+level's folder (never running it) and prints the ladder as the assessor sees it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ import nbformat
 from nbclient import NotebookClient
 
 from duration_core import load_model, read_trips
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # demo_level4 beside this script
+from demo_level4 import print_level4, run_level4
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "level0_notebook" / "duration-prediction.ipynb"
@@ -258,13 +263,15 @@ def run_level3(folder: Path) -> dict[str, object]:
     }
 
 
+def _relative(path: Path) -> Path:
+    """``path`` relative to the repository when it is inside it."""
+    path = path.resolve()
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
 def print_level3(level3: dict) -> None:
     """The level-3 lines of the summary."""
-
-    def rel(path: Path) -> Path:
-        path = path.resolve()
-        return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
-
+    rel = _relative
     ab = level3["ab"]
     seconds = level3["seconds"]
     print(
@@ -360,6 +367,8 @@ def main() -> int:
     level2, steps, level2_seconds = run_level2(args.out_dir / "level2")
     print("Level 3: duration-router and duration-deploy ...", flush=True)
     level3 = run_level3(args.out_dir / "level3")
+    print("Level 4: duration-router and duration-operate (the closed loop) ...", flush=True)
+    level4 = run_level4(args.out_dir / "level4")
     print("Assessor: mlops-assess on each level folder ...", flush=True)
     assessed, assess_seconds = run_assessment()
 
@@ -418,6 +427,8 @@ def main() -> int:
     print()
     print_level3(level3)
     print()
+    loop_closed = print_level4(level4, rel=_relative)
+    print()
     placed = print_assessment(assessed, assess_seconds)
     verdict = (level3["ab"].get("comparison") or {}).get("verdict")
     scored = level3["scored"]["rows_written"] > 0
@@ -427,6 +438,7 @@ def main() -> int:
         and standard
         and verdict == "promote"
         and scored
+        and loop_closed
         and placed
     )
     return 0 if ok else 1
