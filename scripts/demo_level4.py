@@ -18,12 +18,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 QUIET_RIDES = 6_000
+PARTS = 12
 #: The default policy with a pass a second and no cool-down: a replay compresses days.
 POLICY = Path(__file__).resolve().parents[1] / "level4_operations" / "workshop-policy.toml"
 LAG = 300
@@ -94,6 +96,12 @@ def run_level4(folder: Path) -> dict[str, Any]:
         return [e["note"] | {"at": e["at"], "model_version": e["model_version"]}
                 for e in answer.json()["entries"]]  # fmt: skip
 
+    def passed_since(moment: float) -> bool:
+        answer = httpx.get(f"{url}/history", params={"kind": "monitor", "limit": 1},
+                           headers=headers, timeout=30)  # fmt: skip
+        entries = answer.json()["entries"]
+        return bool(entries) and entries[-1]["at"] > moment
+
     def last_id() -> int:
         answer = httpx.get(f"{url}/predictions", params={"last": 1}, headers=headers, timeout=30)
         return int(answer.json()["last_id"])
@@ -121,20 +129,25 @@ def run_level4(folder: Path) -> dict[str, Any]:
             "monitor pass after the 2021-03 replay", 120, loop, router,
         )[-1]  # fmt: skip
         onset, onset_at = last_id(), time.time()
-        # The month plays in the background, as traffic does; it is stopped once the loop
-        # has decided (the rest of the month would change nothing).
-        command = ["duration-deploy", "replay", "--month", "green:2023-03", "--rate", "2500",
-                   "--feedback-lag", str(LAG)]  # fmt: skip
-        print(f"$ {' '.join(command)} &", flush=True)
-        replay_log = (folder / "replay-2023-03.log").open("w")
-        replay = subprocess.Popen(command, cwd=folder, env=env, stdout=replay_log,
-                                  stderr=subprocess.STDOUT)  # fmt: skip
-        try:
-            decided = _wait(lambda: notes("decision"), "decision", 180, loop, router)[-1]
-        finally:
-            replay.send_signal(signal.SIGINT)
-            replay.wait(timeout=60)
-            replay_log.close()
+        # The month is sent a twelfth at a time, each part once the loop has passed since the
+        # last: traffic paced to the loop, so a retrain on a busy machine cannot let the month
+        # run out before the rollout ends. The demo stops sending once the loop has decided.
+        print(f"$ duration-deploy replay --month green:2023-03 --part K/{PARTS} --rate 3000 "
+              f"--feedback-lag {LAG}   (K = 1, 2, ... until the loop decides)",
+              flush=True)  # fmt: skip
+        decided = None
+        for k in range(1, PARTS + 1):
+            subprocess.run(
+                ["duration-deploy", "replay", "--month", "green:2023-03", "--part",
+                 f"{k}/{PARTS}", "--rate", "3000", "--feedback-lag", str(LAG)],
+                cwd=folder, env=env, check=True, capture_output=True,
+            )  # fmt: skip
+            _wait(partial(passed_since, time.time()), "monitor pass", 300, loop, router)
+            if found := notes("decision"):
+                decided = found[-1]
+                break
+        if decided is None:
+            decided = _wait(lambda: notes("decision"), "decision", 120, loop, router)[-1]
         sent = last_id() - onset
         fired_first = next(
             n for n in notes("monitor") if n["at"] > onset_at and _drift_fired(n) is not None

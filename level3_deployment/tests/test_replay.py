@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from duration_deployment.client import RouterClient
 from duration_deployment.main import create_app
-from duration_deployment.replay import load_replay, replay_month
+from duration_deployment.replay import ReplayError, load_replay, replay_month
 from ladder_testing.browser import load_page
 from ladder_testing.router import AUTH, router_settings
 
@@ -43,6 +43,17 @@ def test_ride_ids_are_a_stable_hash_of_the_row() -> None:
     assert rides["pickup_datetime"].is_monotonic_increasing  # sent in pickup order
     assert everything["ride_id"].is_unique
     assert rides["ride_id"].str.fullmatch(r"[0-9a-f]{16}").all()
+
+
+def test_a_month_in_parts_sends_every_ride_once_in_pickup_order() -> None:
+    everything, _ = load_replay("green:2021-03")
+    parts = [load_replay("green:2021-03", part=(k, 12))[0] for k in range(1, 13)]
+    assert [len(p) for p in parts] == [6_696] * 11 + [80_349 - 11 * 6_696]
+    joined = [ride for p in parts for ride in p["ride_id"]]
+    assert joined == everything["ride_id"].tolist()
+    assert parts[0]["pickup_datetime"].max() <= parts[1]["pickup_datetime"].min()
+    with pytest.raises(ReplayError, match="part 13/12"):
+        load_replay("green:2021-03", part=(13, 12))
 
 
 def test_gbm_challenger_beats_the_linear_champion_on_a_replayed_month(

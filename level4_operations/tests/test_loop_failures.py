@@ -4,9 +4,10 @@ holds, freeze stops the rollout between stages, the router killed mid-rollout (`
 and the registry stopped before the promotion leave no half state, and the loop resumes where
 it was when they come back (the Prefect flow retrying a router that is briefly away).
 
-The traffic is green 2023-03 in twelve parts by pickup time (about 5,800 rides each), each
-replayed once, so every stage sees rides of its own; a canary stage is fed parts until level
-3's always-valid report of that stage says ``promote``.
+The traffic is green 2023-03 in twelve parts by pickup time (about 5,800 rides each,
+``duration-deploy replay --part K/12``), each replayed once, so every stage sees rides of its
+own; a canary stage is fed parts until level 3's always-valid report of that stage says
+``promote``.
 """
 
 from __future__ import annotations
@@ -18,12 +19,10 @@ from typing import Any
 
 import httpx
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 from mlflow.tracking import MlflowClient
 from test_loop import AUTH, MODEL, environment, run
 
-from duration_core.datasets import TripMonth, bundled_path
 from duration_operations.operations import Operations
 from duration_operations.policy import load_policy
 from duration_operations.retraining import GATE_PASSED, PIPELINE_STOPPED
@@ -33,24 +32,9 @@ from ladder_testing import stop_process
 from ladder_testing.router import TOKEN
 from ladder_testing.services import BIN, RouterProcess, Server, start_mlflow_server
 
-
-@pytest.fixture(scope="module")
-def parts(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """Green 2023-03 in twelve TLC files by pickup time."""
-    folder = tmp_path_factory.mktemp("parts")
-    path = bundled_path(TripMonth.parse("green:2023-03"))
-    assert path is not None
-    table = pq.read_table(path).sort_by("lpep_pickup_datetime")
-    size = -(-table.num_rows // PARTS)
-    files = []
-    for i in range(PARTS):
-        file = folder / f"green_2023-03_p{i + 1}.parquet"
-        pq.write_table(table.slice(i * size, size), file)
-        files.append(file)
-    return files
-
-
 PARTS = 12
+#: ``duration-deploy replay --part``: green 2023-03 in twelve parts by pickup time.
+PARTS_OF_2023 = [f"{k}/{PARTS}" for k in range(1, PARTS + 1)]
 
 
 class Clock:
@@ -88,9 +72,10 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 
 def test_corrupted_feedback_cooldown_freeze_and_outages(
-    server: Server, parts: list[Path], tmp_path: Path
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "mlflow").mkdir(exist_ok=True)
+    # Room for a router restart on a loaded 2-core machine (it took over 17 s under load).
+    monkeypatch.setattr("duration_operations.flows.RETRY_DELAYS", [5, 10, 20, 30])
     uri = server.url
     env = environment(tmp_path, uri)
     run([str(BIN / "duration-pipeline"), "run", "--train", "green:2021-01",
@@ -111,6 +96,12 @@ def test_corrupted_feedback_cooldown_freeze_and_outages(
     def versions() -> int:
         return len(registry.search_model_versions(f"name='{MODEL}'"))
 
+    parts = PARTS_OF_2023
+
+    def play(part: str) -> None:
+        run([*replay, "--month", "green:2023-03", "--part", part, "--feedback-lag", "300"],
+            env, tmp_path)  # fmt: skip
+
     unplayed = iter(parts[4:])
 
     def feed_until_decided() -> None:
@@ -118,7 +109,7 @@ def test_corrupted_feedback_cooldown_freeze_and_outages(
         placed = ops.snapshot().ledger.placed("2")
         assert placed is not None
         for part in unplayed:
-            run([*replay, "--month", str(part), "--feedback-lag", "300"], env, tmp_path)
+            play(part)
             report = ops.gateway.ab_report(int(placed["log_position"]))
             if (report["comparison"] or {}).get("verdict") == "promote":
                 return
@@ -127,7 +118,7 @@ def test_corrupted_feedback_cooldown_freeze_and_outages(
     try:
         # 0. drift, with fewer labelled rides since it began than the policy's 15,000: the
         #    trigger fires, no retrain starts (nor counts against the limits)
-        run([*replay, "--month", str(parts[0]), "--feedback-lag", "300"], env, tmp_path)
+        play(parts[0])
         early = ops.run_pass()
         assert [t.trigger for t in early.triggers if t.fired] == ["drift"]
         assert early.retrain is not None
@@ -136,7 +127,7 @@ def test_corrupted_feedback_cooldown_freeze_and_outages(
 
         # 1. more drifted rides, but the fed-back durations do not belong to their rides
         for part in parts[1:3]:
-            run([*replay, "--month", str(part), "--feedback-lag", "300"], env, tmp_path)
+            play(part)
         rides = ops.gateway.predictions(last=50_000, shadow=False, labelled=True)
         truth = dict(zip(rides["ride_id"], rides["actual"], strict=True))
         shuffled = np.random.default_rng(0).permutation(rides["actual"].to_numpy())
@@ -172,7 +163,7 @@ def test_corrupted_feedback_cooldown_freeze_and_outages(
 
         # 4. frozen between stages: the shadow test decides, the stage does not change
         run([str(BIN / "duration-operate"), "freeze", "--reason", "change freeze"], env, tmp_path)
-        run([*replay, "--month", str(parts[3]), "--feedback-lag", "300"], env, tmp_path)
+        play(parts[3])
         frozen = ops.run_pass()
         assert frozen.frozen
         assert frozen.rollout is not None

@@ -32,9 +32,13 @@ class ReplayError(Exception):
     """The month cannot be read, or holds no ride the router would accept."""
 
 
-def load_replay(month: str, limit: int | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
+def load_replay(
+    month: str, limit: int | None = None, part: tuple[int, int] | None = None
+) -> tuple[pd.DataFrame, dict[str, int]]:
     """The rides of ``month`` the router accepts, with ``ride_id`` and ``duration`` (minutes),
-    in pickup order; with ``limit``, a random sample (seed :data:`SAMPLE_SEED`) of that many.
+    in pickup order; with ``limit``, a random sample (seed :data:`SAMPLE_SEED`) of that many;
+    with ``part`` ``(k, n)``, the k-th of n consecutive, equal parts of them (1-based), so a
+    month can be sent piece by piece with every ride once.
 
     Returns:
         (rides, counts): counts of rows read, kept by the duration filter, skipped for inputs
@@ -57,6 +61,12 @@ def load_replay(month: str, limit: int | None = None) -> tuple[pd.DataFrame, dic
         # whole month).
         kept = kept.sample(n=limit, random_state=SAMPLE_SEED)
     kept = kept.sort_values("pickup_datetime", kind="stable")  # sent as they happened
+    if part is not None:
+        k, n = part
+        if not 1 <= k <= n:
+            raise ReplayError(f"part {k}/{n}: expected 1 <= K <= N")
+        size = -(-len(kept) // n)
+        kept = kept.iloc[(k - 1) * size : k * size]
     if kept.empty:
         raise ReplayError(f"{month}: no ride the router accepts")
     counts = {
@@ -77,6 +87,7 @@ def replay_month(
     batch: int | None = None,
     feedback: bool = True,
     feedback_lag: int | None = None,
+    part: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Send the rides of ``month`` to ``/predict/batch`` at ``rate`` rides per second, then post
     their actual durations to ``/feedback``.
@@ -91,6 +102,7 @@ def replay_month(
         feedback_lag: Post them while the replay goes on, each ride's once ``feedback_lag``
             more rides have been sent (as in production, where a duration is known when the
             ride ends); default None: all of them after the last ride.
+        part: ``(k, n)``: only the k-th of n consecutive parts (see :func:`load_replay`).
 
     Returns:
         Counts: rides sent, answered per variant, seconds, achieved rate, feedback matched.
@@ -99,7 +111,7 @@ def replay_month(
         raise ReplayError(f"rate {rate!r} must be a positive number of rides per second")
     if feedback_lag is not None and feedback_lag < 0:
         raise ReplayError(f"feedback lag {feedback_lag!r} must be 0 or more rides")
-    rides, counts = load_replay(month, limit)
+    rides, counts = load_replay(month, limit, part)
     size = batch or max(1, int(rate / 10))
     fed = 0  # rides whose duration was posted
     matched = unknown = 0

@@ -112,6 +112,12 @@ def build_deploy_parser() -> argparse.ArgumentParser:
         help="send a random sample of N rides (seed 0), in pickup order",
     )
     replay.add_argument(
+        "--part",
+        type=_part,
+        metavar="K/N",
+        help="only the K-th of N consecutive parts of the rides (a month sent piece by piece)",
+    )
+    replay.add_argument(
         "--batch", type=_positive_int, help="rides per request (default rate/10, at least 1)"
     )
     replay.add_argument(
@@ -145,6 +151,14 @@ def build_deploy_parser() -> argparse.ArgumentParser:
     )
     pipeline.add_argument("--candidates", help="comma-separated models (default all)")
     return parser
+
+
+def _part(text: str) -> tuple[int, int]:
+    """``K/N`` with 1 <= K <= N."""
+    k, slash, n = text.partition("/")
+    if not (slash and k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not K/N with 1 <= K <= N (e.g. 3/12)")
+    return int(k), int(n)
 
 
 def _non_negative_int(text: str) -> int:
@@ -254,6 +268,7 @@ def _replay(args: argparse.Namespace, client: RouterClient) -> Any:
         batch=args.batch,
         feedback=not args.no_feedback,
         feedback_lag=args.feedback_lag,
+        part=args.part,
     )
 
 
