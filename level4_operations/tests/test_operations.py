@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from duration_operations.ledger import Ledger
-from duration_operations.operations import Operations, Snapshot
+from duration_operations.operations import Operations
+from duration_operations.passes import Snapshot
 from duration_operations.policy import load_policy
 from duration_operations.retraining import _smoke_refusal
 from duration_operations.router_gateway import Deployed, RouterRefusedError, RouterState

@@ -30,7 +30,8 @@ from typing import Any
 from duration_operations import ledger as kinds
 from duration_operations.ledger import Ledger
 from duration_operations.metrics import OperationsMetrics
-from duration_operations.operations import NoChampionError, Operations, Snapshot
+from duration_operations.operations import Operations
+from duration_operations.passes import NoChampionError, Snapshot
 from duration_operations.policy import PolicyError, default_policy_text, load_policy
 from duration_operations.registry_records import RegistryRecordError, RegistryUnavailableError
 from duration_operations.router_gateway import (
@@ -83,8 +84,12 @@ def _parser() -> argparse.ArgumentParser:
     approve.add_argument("version", help="the model version (digits)")
     timeline = sub.add_parser("timeline", help="the HTML timeline of the loop")
     timeline.add_argument("--out", type=Path, required=True, help="the HTML file to write")
-    policy = sub.add_parser("policy", help="print the default policy, or check a file")
+    policy = sub.add_parser(
+        "policy", help="print the default policy, or check a file (--check FILE or --policy FILE)"
+    )
     policy.add_argument("--check", type=Path, help="validate this policy file")
+    for command in sub.choices.values():  # --json after the verb too (status --json)
+        command.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     return parser
 
 
@@ -107,11 +112,15 @@ def _one_pass(ops: Operations, use_prefect: bool) -> dict[str, Any]:
 
     from duration_operations.flows import build_flows
 
-    # Defaults only: PREFECT_* variables still win. The embedded API has no network to send
-    # telemetry to, and a pass's task-by-task INFO lines drown the loop's own summary.
-    with temporary_settings(
-        set_defaults={"server.analytics_enabled": False, "logging.level": "WARNING"}
-    ):
+    if "PREFECT_LOGGING_LEVEL" not in os.environ:
+        # Prefect logs every task run, and a failed one with its traceback; the loop prints
+        # one line per pass (and per failure) itself, and Prefect's API keeps the details.
+        for name, level in (("prefect", logging.WARNING), ("prefect.flow_runs", logging.CRITICAL),
+                            ("prefect.task_runs", logging.CRITICAL)):  # fmt: skip
+            logging.getLogger(name).setLevel(level)
+    # A default only (PREFECT_* variables still win): the embedded API has no network to send
+    # telemetry to.
+    with temporary_settings(set_defaults={"server.analytics_enabled": False}):
         return dict(build_flows(ops).monitor())
 
 
@@ -139,11 +148,12 @@ def _run(args: argparse.Namespace) -> int:
     interval = args.interval or ops.policy.interval_seconds
 
     crashed: list[BaseException] = []
+    failed: list[BaseException] = []  # the passes that failed since the last good one
 
     def passes() -> None:
         try:
             run_passes()
-        except BaseException as exc:  # a defect: reported by the main thread, exit 1
+        except BaseException as exc:  # reported by the main thread, exit 1
             crashed.append(exc)
             stop.set()
 
@@ -155,7 +165,12 @@ def _run(args: argparse.Namespace) -> int:
                 _print(args, result, _summary(result))
             except FAILURES as exc:
                 metrics.passes.labels(outcome="error").inc()
+                if _refused_token(exc):
+                    raise  # configuration: no later pass would do better (main: one line, 1)
                 print(f"duration-operate: pass failed: {exc}", file=sys.stderr, flush=True)
+                failed.append(exc)
+            else:
+                failed.clear()
             done += 1
             if args.max_passes is not None and done >= args.max_passes:
                 return
@@ -175,7 +190,14 @@ def _run(args: argparse.Namespace) -> int:
         raise crashed[0]
     if received:
         return 130 if received[0] == signal.SIGINT else 143
-    return 0
+    return 1 if failed else 0  # --max-passes: the last pass failed
+
+
+def _refused_token(exc: BaseException) -> bool:
+    """A 401/403 from the router: the token is missing or wrong, and stays so."""
+    return isinstance(exc, RouterRefusedError) and any(
+        f"HTTP {code}" in str(exc) for code in (401, 403)
+    )
 
 
 def _summary(result: dict[str, Any]) -> str:
@@ -193,6 +215,7 @@ def _summary(result: dict[str, Any]) -> str:
 
 def _main(args: argparse.Namespace) -> int:
     if args.command == "policy":
+        args.check = args.check or args.policy
         if args.check is None:
             print(default_policy_text(), end="")
         else:

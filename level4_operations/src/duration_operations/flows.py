@@ -16,7 +16,8 @@ from typing import Any, ParamSpec, TypeVar
 from prefect import Task, flow, task
 from prefect.cache_policies import NO_CACHE
 
-from duration_operations.operations import Operations, PassResult, Reading, Snapshot
+from duration_operations.operations import Operations
+from duration_operations.passes import PassResult, Reading, Snapshot
 from duration_operations.registry_records import RegistryUnavailableError
 from duration_operations.retraining import RetrainResult
 from duration_operations.rollout import RolloutStep

@@ -13,7 +13,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from duration_deployment.history import TABLE_ACTIONS
 from duration_operations import ledger as kinds
 from duration_operations.ledger import Ledger
 from duration_operations.metrics import OperationsMetrics
+from duration_operations.passes import PassResult, Reading, Snapshot
 from duration_operations.policy import Policy
 from duration_operations.registry_records import (
     RegistryUnavailableError,
@@ -50,10 +50,8 @@ from duration_operations.router_gateway import (
     CHAMPION,
     RouterGateway,
     RouterRefusedError,
-    RouterState,
 )
 from duration_operations.triggers import (
-    TriggerResult,
     champion_rows,
     drift_trigger,
     new_month_trigger,
@@ -66,73 +64,6 @@ logger = logging.getLogger(__name__)
 DAY_SECONDS = 86_400
 #: Monitor notes a pass reads back (the drift onset walks them): over 8 hours at one a minute.
 MONITOR_NOTES = 500
-
-
-class NoChampionError(Exception):
-    """The router serves no champion: there is nothing to monitor."""
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """The router's table and history at the start of a step."""
-
-    state: RouterState
-    ledger: Ledger
-
-    @property
-    def champion_version(self) -> str:
-        champion = self.state.get(CHAMPION)
-        if champion is None:
-            raise NoChampionError("the router serves no champion: deploy one (level 3) first")
-        return champion.version
-
-
-@dataclass(frozen=True)
-class Reading:
-    """The triggers at one pass."""
-
-    champion: str
-    triggers: list[TriggerResult]
-
-    @property
-    def fired(self) -> list[TriggerResult]:
-        return [t for t in self.triggers if t.fired]
-
-
-@dataclass
-class PassResult:
-    """What one pass saw and did (the ``monitor`` note's data)."""
-
-    champion: str
-    frozen: bool
-    triggers: list[TriggerResult]
-    retrain: RetrainResult | None = None
-    retrain_skipped: str | None = None
-    rollout: RolloutStep | None = None
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "champion": self.champion,
-            "frozen": self.frozen,
-            "triggers": [t.to_dict() for t in self.triggers],
-            "retrain": None if self.retrain is None else self.retrain.to_dict(),
-            "retrain_skipped": self.retrain_skipped,
-            "rollout": None if self.rollout is None else self.rollout.to_dict(),
-        }
-
-    def summary(self) -> str:
-        fired = [t.trigger for t in self.triggers if t.fired]
-        parts = [f"champion v{self.champion}", "fired: " + (", ".join(fired) or "none")]
-        if self.frozen:
-            parts.append("frozen")
-        if self.retrain is not None:
-            parts.append(f"retrain: {self.retrain.outcome}")
-        elif self.retrain_skipped:
-            parts.append(f"no retrain: {self.retrain_skipped}")
-        if self.rollout is not None:
-            parts.append(f"rollout v{self.rollout.version}: {self.rollout.action}")
-        return "; ".join(parts)
 
 
 class Operations:
@@ -381,7 +312,10 @@ class Operations:
             model_version=step.version,
             variant="challenger",
         )
-        self._tag(name, step.version, {"decision": f"{outcome}: {step.reason}"})
+        tags: dict[str, Any] = {"decision": f"{outcome}: {step.reason}"}
+        if reading is not None:  # the last stage's test, like the others' at their advance
+            tags[f"stage.{reading['stage']}"] = reading
+        self._tag(name, step.version, tags)
 
     def _tag(self, name: str, version: str, tags: dict[str, Any]) -> None:
         """Tag the version after the router has made the change and the history has it: the

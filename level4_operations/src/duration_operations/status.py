@@ -6,7 +6,8 @@ import time
 from typing import Any
 
 from duration_operations import ledger as kinds
-from duration_operations.operations import DAY_SECONDS, Operations, Snapshot
+from duration_operations.operations import DAY_SECONDS, Operations
+from duration_operations.passes import Snapshot
 from duration_operations.rollout import stage_of
 
 
