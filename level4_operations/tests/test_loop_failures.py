@@ -188,7 +188,7 @@ def test_corrupted_feedback_cooldown_freeze_and_outages(
         from duration_operations.flows import build_flows
 
         restart = threading.Timer(3.0, router.start)
-        with prefect_test_harness():
+        with prefect_test_harness(server_startup_timeout=180):
             restart.start()
             resumed = build_flows(ops).monitor()
         restart.join()

@@ -44,9 +44,11 @@ def test_a_refused_stage_ends_the_rollout_with_a_decision(tmp_path: Path, monkey
     ops = Operations(router, load_policy(), tracking_uri="sqlite:///x.db", workdir=tmp_path)  # type: ignore[arg-type]
     tags: list[dict[str, Any]] = []
     monkeypatch.setattr("duration_operations.operations.tag_version", lambda *a: tags.append(a[3]))
-    retrained = {"id": 1, "at": 1.0, "action": "note", "model_version": "2", "actor": "loop",
-                 "log_position": 0, "table_after": {}, "note": {"kind": "retrain", "summary": "",
-                 "data": {"outcome": "gate passed"}}}  # fmt: skip
+    retrained = {
+        "id": 1, "at": 1.0, "action": "note", "model_version": "2", "actor": "duration-operate",
+        "log_position": 0, "table_after": {},
+        "note": {"kind": "retrain", "summary": "", "data": {"outcome": "gate passed"}},
+    }  # fmt: skip
     state = RouterState(
         1, (Deployed("champion", "1", 1.0, False, None),), {}, "x", "nyc-taxi-duration"
     )

@@ -49,6 +49,19 @@ def test_bundled_policy_is_the_models_defaults():
         ),
         ("[[rollout.stages]]\nname = 'a'\nweight = 1.0", "needs a weight between 0 and 1"),
         ("[limits]\nmax_retrains_per_day = 0", "limits.max_retrains_per_day"),
+        ("[triggers.drift]\nwindow = 20000\nwindows = 11", "at most 200,000 predictions"),
+        ("[retraining]\nrides = 150000", "retraining.rides: Input should be less than or equal"),
+        ("[retraining]\ncandidates = ['nope']", "one or more of linear"),
+        ("[retraining]\ncandidates = []", "one or more of linear"),
+        ("[retraining]\nmonths = ['garbage']", "retraining.months"),
+        ("[retraining]\nmin_rides = 30000", "min_rides 30,000 is above rides 20,000"),
+        (
+            "[[rollout.stages]]\nname = 'a'\nshadow = true\n"
+            "[[rollout.stages]]\nname = 'b'\nshadow = true",
+            "at most one shadow stage",
+        ),
+        ("frozen = 'yes'", "frozen: Input should be a valid boolean"),
+        ("[limits]\nmax_retrains_per_day = '4'", "Input should be a valid integer"),
     ],
 )
 def test_bad_policies_name_the_file_and_field(tmp_path, text, message):

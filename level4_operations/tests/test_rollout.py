@@ -210,3 +210,38 @@ def test_a_fixed_horizon_verdict_is_never_acted_on():
     )
     assert step.action == WAIT
     assert "'fixed horizon', valid at one planned look only" in step.reason
+
+
+def test_notes_the_loop_did_not_write_open_nothing_and_the_champion_is_not_rolled_out():
+    spoofed = {**RETRAINED, "actor": "someone@laptop"}
+    assert Ledger.from_history([spoofed]).open_rollout() is None
+    # a retrain note naming the champion's own version: recorded as nothing to roll out
+    champion_note = {**RETRAINED, "model_version": "1"}
+    step = next_step(
+        "1",
+        state(("champion", "1", 1.0, False)),
+        Ledger.from_history([champion_note]),
+        POLICY,
+        lambda since: {},
+    )
+    assert (step.action, step.outcome) == (RECORD, "rolled back")
+    assert "champion already" in step.reason
+
+
+def test_malformed_monitor_notes_are_skipped_not_fatal():
+    from duration_operations.timeline import series
+
+    def monitor(i: int, data: Any) -> dict[str, Any]:
+        return entry(i, "note", None, None, note={"kind": "monitor", "summary": "", "data": data})
+
+    window = {"first_id": 500, "psi": {"PULocationID": 1.1}}
+    good = {"champion": "1", "triggers": [{"trigger": "drift", "fired": True,
+            "figures": {"windows": [window]}}]}  # fmt: skip
+    bad = {"champion": "1", "triggers": [{"trigger": "drift", "fired": True,
+           "figures": {"windows": [{"first_id": "abc"}]}}]}  # fmt: skip
+    history = [monitor(1, good), monitor(2, bad)]
+    assert Ledger.from_history(history).drift_onset("1") is None  # the run ends at the bad one
+    assert Ledger.from_history([monitor(1, good)]).drift_onset("1") == 500
+    garbage = [monitor(1, good), monitor(2, {"triggers": "garbage"}), monitor(3, [1, 2])]
+    points, _ = series(Ledger.from_history(garbage))
+    assert [p.psi for p in points] == [{"PULocationID": 1.1}, {}]

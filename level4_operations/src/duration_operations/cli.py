@@ -28,10 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from duration_operations import ledger as kinds
-from duration_operations.ledger import Ledger
 from duration_operations.metrics import OperationsMetrics
 from duration_operations.operations import Operations
-from duration_operations.passes import NoChampionError, Snapshot
+from duration_operations.passes import NoChampionError
 from duration_operations.policy import PolicyError, default_policy_text, load_policy
 from duration_operations.registry_records import RegistryRecordError, RegistryUnavailableError
 from duration_operations.router_gateway import (
@@ -51,6 +50,28 @@ FAILURES = (
 )
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
+    return value
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number, 1 or more")
+    return int(text)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65_535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1-65535)")
+    return int(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="duration-operate", description="Level 4: the closed loop of retraining and rollout."
@@ -68,11 +89,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print JSON")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="monitor every interval, until stopped")
-    run.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    run.add_argument("--metrics-port", type=_port, help="serve Prometheus metrics on this port")
     run.add_argument(
-        "--interval", type=float, help="seconds between passes (default: the policy's)"
+        "--interval", type=_positive, help="seconds between passes (default: the policy's)"
     )
-    run.add_argument("--max-passes", type=int, help="stop after this many passes")
+    run.add_argument("--max-passes", type=_count, help="stop after this many passes (1 or more)")
     run.add_argument("--no-prefect", action="store_true", help="run the steps without Prefect")
     once = sub.add_parser("once", help="one monitor pass")
     once.add_argument("--no-prefect", action="store_true", help="run the steps without Prefect")
@@ -118,9 +139,11 @@ def _one_pass(ops: Operations, use_prefect: bool) -> dict[str, Any]:
         for name, level in (("prefect", logging.WARNING), ("prefect.flow_runs", logging.CRITICAL),
                             ("prefect.task_runs", logging.CRITICAL)):  # fmt: skip
             logging.getLogger(name).setLevel(level)
-    # A default only (PREFECT_* variables still win): the embedded API has no network to send
-    # telemetry to.
-    with temporary_settings(set_defaults={"server.analytics_enabled": False}):
+    # Defaults only (PREFECT_* variables still win): the embedded API has no network to send
+    # telemetry to, and its first start (the database's migrations) took over Prefect's 20 s
+    # on a busy 2-core machine.
+    defaults = {"server.analytics_enabled": False, "server.ephemeral.startup_timeout_seconds": 180}
+    with temporary_settings(set_defaults=defaults):
         return dict(build_flows(ops).monitor())
 
 
@@ -135,7 +158,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.metrics_port is not None:
         from prometheus_client import start_http_server
 
-        start_http_server(args.metrics_port, addr="127.0.0.1", registry=metrics.registry)
+        try:
+            start_http_server(args.metrics_port, addr="127.0.0.1", registry=metrics.registry)
+        except OSError as exc:
+            raise SystemExit(
+                f"duration-operate: cannot serve metrics on port {args.metrics_port}: {exc}"
+            ) from None
     stop = threading.Event()
     received: list[int] = []
 
@@ -232,7 +260,8 @@ def _main(args: argparse.Namespace) -> int:
         elif args.command in ("status", "timeline"):
             from duration_operations.status import status
 
-            snap = ops.snapshot()
+            # the timeline draws up to 10,000 passes (the router's largest page)
+            snap = ops.snapshot(monitor_notes=10_000 if args.command == "timeline" else 0)
             data = status(ops, snap)
             if args.command == "status":
                 _print(args, data, _status_text(data))
@@ -240,7 +269,6 @@ def _main(args: argparse.Namespace) -> int:
                 from duration_operations.timeline import render_timeline
 
                 thresholds = dict(ops.policy.triggers.drift.psi)
-                snap = Snapshot(snap.state, Ledger.from_history(ops.gateway.history()))
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 args.out.write_text(render_timeline(snap.ledger, data, thresholds), "utf-8")
                 _print(args, {"out": str(args.out)}, f"timeline written to {args.out}")
@@ -268,7 +296,8 @@ def _main(args: argparse.Namespace) -> int:
 def _status_text(data: dict[str, Any]) -> str:
     lines = [
         f"router {data['router']} (registry {data['registry']})",
-        f"champion v{data['champion']}; {data['rollout_text']}",
+        f"champion {'v' + data['champion'] if data['champion'] else 'none deployed'}; "
+        f"{data['rollout_text']}",
         f"frozen: {data['frozen'] or 'no'}",
         f"retrains in 24 h: {data['retrains_24h']}; "
         f"cool-down left: {data['cooldown_minutes_left']} min",

@@ -59,51 +59,66 @@ class Flows:
 
 def build_flows(ops: Operations) -> Flows:
     """Flows and tasks whose steps are ``ops``'s methods (Prefect tasks hold no state of
-    their own: the loop's state is the router's)."""
+    their own: the loop's state is the router's).
+
+    No flow takes a parameter: Prefect stores a flow run's parameters in its API (and refuses
+    more than 512 KiB), and a pass's snapshot holds hundreds of notes. What a subflow needs
+    reaches it through ``current`` instead; a step that is retried reads the router again.
+    """
+    current: dict[str, Any] = {}
 
     @_step("read-router")
     def read_router() -> Snapshot:
         return ops.snapshot()
 
     @_step("read-triggers")
-    def read_triggers(snap: Snapshot) -> Reading:
-        return ops.read_triggers(snap)
+    def read_triggers() -> Reading:
+        return ops.read_triggers(current["snapshot"])
 
     # Not retried: a retrain is expensive and counts against the limits; the next pass
     # decides again.
     @task(name="train-and-gate", cache_policy=NO_CACHE)
-    def train_and_gate(snap: Snapshot, reading: Reading) -> RetrainResult:
-        return ops.retrain(snap, reading)
+    def train_and_gate() -> RetrainResult:
+        return ops.retrain(current["snapshot"], current["reading"])
 
     @_step("rollout-step")
-    def rollout_step(snap: Snapshot) -> RolloutStep | None:
-        return ops.rollout(snap)
+    def rollout_step() -> RolloutStep | None:
+        return ops.rollout(ops.snapshot())  # a retry decides on the table as it is then
 
     @_step("record-pass")
-    def record(result: PassResult) -> None:
-        ops.record_pass(result)
+    def record() -> None:
+        ops.record_pass(current["result"])
 
-    @flow(name="retrain", validate_parameters=False)
-    def retrain_flow(snap: Snapshot, reading: Reading) -> RetrainResult:
+    @flow(name="retrain")
+    def retrain_flow() -> RetrainResult:
         """Production data -> level 2's pipeline -> the gate."""
-        return train_and_gate(snap, reading)
+        return train_and_gate()
 
-    @flow(name="rollout", validate_parameters=False)
-    def rollout_flow(snap: Snapshot) -> RolloutStep | None:
-        """The open rollout's next step (re-reading the router first)."""
-        return rollout_step(read_router())
+    @flow(name="rollout")
+    def rollout_flow() -> RolloutStep | None:
+        """The open rollout's next step, on the router's table as it is now."""
+        return rollout_step()
+
+    def retrain(snap: Snapshot, reading: Reading) -> RetrainResult:
+        current.update(snapshot=snap, reading=reading)
+        return retrain_flow()
+
+    def record_result(result: PassResult) -> None:
+        current["result"] = result
+        record()
 
     @flow(name="monitor")
     def monitor_flow() -> dict[str, Any]:
         """One pass: read the router and the triggers, retrain if asked, step the rollout."""
-        snap = read_router()
-        reading = read_triggers(snap)
+        current.clear()
+        current["snapshot"] = read_router()
+        reading = read_triggers()
         result = ops.finish_pass(
-            snap,
+            current["snapshot"],
             reading,
-            retrain_step=lambda s, r: retrain_flow(s, r),
-            rollout_step=lambda s: rollout_flow(s),
-            record=record,
+            retrain_step=retrain,
+            rollout_step=lambda _snap: rollout_flow(),
+            record=record_result,
         )
         return result.to_dict()
 

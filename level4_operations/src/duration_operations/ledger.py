@@ -29,6 +29,9 @@ UNFREEZE = "unfreeze"
 APPROVAL = "approval"
 NOTE_KINDS = (MONITOR, RETRAIN_STARTED, RETRAIN, STAGE, DECISION, FREEZE, UNFREEZE, APPROVAL)
 PROMOTED, ROLLED_BACK = "promoted", "rolled back"
+#: The ``X-Actor`` the loop writes its notes as: only its own retrain and decision notes open
+#: or close a rollout (anyone with the token can write a note).
+LOOP_ACTOR = "duration-operate"
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,10 @@ class Ledger:
         notes, table = [], []
         for e in entries:
             if e["action"] == "note":
-                note = e.get("note") or {}
+                raw = e.get("note")
+                note: dict[str, Any] = raw if isinstance(raw, dict) else {}
+                if not isinstance(note.get("data"), dict):  # written by hand, or garbled
+                    note = {**note, "data": {}}
                 notes.append(
                     Note(
                         id=int(e["id"]),
@@ -94,11 +100,18 @@ class Ledger:
         return [n for n in self.of(RETRAIN_STARTED) if n.at >= since]
 
     def decided(self, version: str) -> Note | None:
-        return next((n for n in reversed(self.of(DECISION)) if n.model_version == version), None)
+        return next(
+            (
+                n
+                for n in reversed(self.of(DECISION))
+                if n.model_version == version and n.actor == LOOP_ACTOR
+            ),
+            None,
+        )
 
     def open_rollout(self) -> Note | None:
-        """The newest retrain whose version passed the gate and has no decision yet."""
-        for note in reversed(self.of(RETRAIN)):
+        """The loop's newest retrain whose version passed the gate and has no decision yet."""
+        for note in reversed([n for n in self.of(RETRAIN) if n.actor == LOOP_ACTOR]):
             if note.data.get("outcome") == GATE_PASSED and note.model_version:
                 return None if self.decided(note.model_version) else note
         return None
@@ -109,16 +122,18 @@ class Ledger:
         for ``champion``; None when the latest pass did not fire. Each pass sees only the k
         latest windows, so the onset has to be remembered from the passes."""
         onset = None
-        for note in reversed(self.of(MONITOR)):
+        for note in reversed([n for n in self.of(MONITOR) if n.actor == LOOP_ACTOR]):
             if note.data.get("champion") != champion:
                 break
-            drift = next(
-                (t for t in note.data.get("triggers", []) if t.get("trigger") == "drift"), None
-            )
-            windows = (drift or {}).get("figures", {}).get("windows") or []
-            if not (drift and drift.get("fired") and windows):
+            try:
+                drift = next(t for t in note.data["triggers"] if t.get("trigger") == "drift")
+                windows = drift["figures"]["windows"] if drift.get("fired") else []
+                first = min(int(w["first_id"]) for w in windows) if windows else None
+            except (KeyError, TypeError, ValueError, AttributeError, StopIteration):
+                first = None  # a note the loop did not write: the run of readings ends here
+            if first is None:
                 break
-            onset = min(int(w["first_id"]) for w in windows)
+            onset = first
         return onset
 
     def approved(self, version: str) -> Note | None:

@@ -105,16 +105,17 @@ class Operations:
             self._tracking_uri = self.gateway.state().registry
         return self._tracking_uri
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self, monitor_notes: int = 0) -> Snapshot:
         """The table, and the history a pass reads: every table change and every note but the
-        monitor passes', and the latest :data:`MONITOR_NOTES` of those (one a pass: they
-        would crowd out the rest)."""
+        monitor passes', and the latest ``monitor_notes`` (default :data:`MONITOR_NOTES`) of
+        those (one a pass: they would crowd out the rest)."""
         state = self.gateway.state()
         if self._tracking_uri is None:
             self._tracking_uri = state.registry
         others = tuple(k for k in kinds.NOTE_KINDS if k != kinds.MONITOR)
         entries = self.gateway.history(kinds=others, actions=TABLE_ACTIONS)
-        entries += self.gateway.history(kinds=(kinds.MONITOR,), limit=MONITOR_NOTES)
+        limit = monitor_notes or MONITOR_NOTES
+        entries += self.gateway.history(kinds=(kinds.MONITOR,), limit=limit)
         return Snapshot(state, Ledger.from_history(sorted(entries, key=lambda e: e["id"])))
 
     def facts(self, model_name: str, version: str) -> VersionFacts:

@@ -14,9 +14,21 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from duration_core import DurationCoreError, TripMonth
+from duration_core.model import REGRESSORS
 from duration_core.profile import DRIFT_FEATURES, UNSEEN_PAIR_THRESHOLD
+from duration_deployment.api.routes.history import MAX_PAGE_ROWS
 
 Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
@@ -32,8 +44,8 @@ class _Section(BaseModel):
 class DriftTrigger(_Section):
     """Input drift of the champion's live traffic against its training profile."""
 
-    enabled: bool = Field(default=True, description="whether drift can fire a retrain")
-    window: int = Field(
+    enabled: StrictBool = Field(default=True, description="whether drift can fire a retrain")
+    window: StrictInt = Field(
         default=2_500,
         ge=500,
         le=100_000,
@@ -42,7 +54,7 @@ class DriftTrigger(_Section):
             "alone is about (zones - 1) / rides, 0.1 at 2,500"
         ),
     )
-    windows: int = Field(
+    windows: StrictInt = Field(
         default=2,
         ge=1,
         le=20,
@@ -70,6 +82,15 @@ class DriftTrigger(_Section):
     )
 
     @model_validator(mode="after")
+    def _one_page(self) -> DriftTrigger:
+        if self.window * self.windows > MAX_PAGE_ROWS:
+            raise ValueError(
+                f"window x windows = {self.window * self.windows:,} rides: the router answers "
+                f"at most {MAX_PAGE_ROWS:,} predictions at a time"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _known_features(self) -> DriftTrigger:
         unknown = sorted(set(self.psi) - set(DRIFT_FEATURES))
         if unknown:
@@ -82,8 +103,8 @@ class DriftTrigger(_Section):
 class PerformanceTrigger(_Section):
     """Live RMSE of the champion from fed-back durations against its validation RMSE."""
 
-    enabled: bool = Field(default=True, description="whether live RMSE can fire a retrain")
-    window: int = Field(
+    enabled: StrictBool = Field(default=True, description="whether live RMSE can fire a retrain")
+    window: StrictInt = Field(
         default=2_000,
         ge=100,
         le=200_000,
@@ -104,7 +125,7 @@ class PerformanceTrigger(_Section):
 class ScheduleTrigger(_Section):
     """Retrain at a fixed age of the champion, whatever the metrics say."""
 
-    enabled: bool = Field(default=False, description="whether age alone can fire a retrain")
+    enabled: StrictBool = Field(default=False, description="whether age alone can fire a retrain")
     every_hours: float = Field(
         default=168.0,
         gt=0,
@@ -116,13 +137,13 @@ class ScheduleTrigger(_Section):
 class NewMonthTrigger(_Section):
     """A TLC month newer than every month the champion was trained on has been published."""
 
-    enabled: bool = Field(
+    enabled: StrictBool = Field(
         default=False, description="whether a new published month can fire a retrain"
     )
     service: Literal["green", "yellow", "fhv", "fhvhv"] = Field(
         default="green", description="TLC service whose months are watched"
     )
-    download: bool = Field(
+    download: StrictBool = Field(
         default=False,
         description=(
             "ask the TLC server (a HEAD request) when the month is neither bundled nor cached; "
@@ -141,13 +162,13 @@ class Triggers(_Section):
 class RetrainingData(_Section):
     """Production rides (prediction log joined with feedback) the retrain uses."""
 
-    rides: int = Field(
+    rides: StrictInt = Field(
         default=20_000,
         ge=1_000,
-        le=200_000,
+        le=MAX_PAGE_ROWS // 2,  # the loop asks for twice as many log rows
         description="latest labelled live rides fetched from the router",
     )
-    min_rides: int = Field(
+    min_rides: StrictInt = Field(
         default=15_000,
         ge=500,
         description=(
@@ -168,7 +189,7 @@ class RetrainingData(_Section):
             "green:2023-02); bundled or cached ones only unless download is on"
         ),
     )
-    since_drift_onset: bool = Field(
+    since_drift_onset: StrictBool = Field(
         default=True,
         description=(
             "when drift fired, only rides from its first drifted window on: the model learns "
@@ -176,7 +197,34 @@ class RetrainingData(_Section):
             "drift again at once)"
         ),
     )
-    download: bool = Field(default=False, description="whether months may be downloaded")
+    download: StrictBool = Field(default=False, description="whether months may be downloaded")
+
+    @field_validator("candidates")
+    @classmethod
+    def _known_candidates(cls, candidates: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [c for c in candidates if c not in REGRESSORS]
+        if not candidates or unknown or len(set(candidates)) != len(candidates):
+            raise ValueError(
+                f"candidates {list(candidates)}: one or more of {', '.join(REGRESSORS)}, each once"
+            )
+        return candidates
+
+    @field_validator("months")
+    @classmethod
+    def _months(cls, months: list[str]) -> list[str]:
+        for month in months:
+            try:
+                TripMonth.parse(month)
+            except DurationCoreError as exc:
+                raise ValueError(f"months: {exc}") from None
+        return months
+
+    @model_validator(mode="after")
+    def _enough(self) -> RetrainingData:
+        if self.min_rides > self.rides:
+            raise ValueError(f"min_rides {self.min_rides:,} is above rides {self.rides:,}")
+        return self
+
     candidates: tuple[str, ...] = Field(
         default=("linear", "gbm"),
         description="level 2's candidate models (duration_core REGRESSORS)",
@@ -202,12 +250,14 @@ class Stage(_Section):
     """One rollout stage: the challenger in shadow (paired test) or live at a weight."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,30}$", description="shown in the history")
-    shadow: bool = Field(default=False, description="scored on every ride, answers no request")
+    shadow: StrictBool = Field(
+        default=False, description="scored on every ride, answers no request"
+    )
     weight: Share = Field(default=0.0, description="live traffic share (0-1); 0 for a shadow stage")
-    min_labelled: int = Field(
+    min_labelled: StrictInt = Field(
         default=200, ge=30, description="labelled challenger rides before the stage may end"
     )
-    max_labelled: int = Field(
+    max_labelled: StrictInt = Field(
         default=20_000,
         ge=30,
         description="labelled challenger rides after which an undecided stage ends",
@@ -241,7 +291,7 @@ def _default_stages() -> list[Stage]:
 
 class Rollout(_Section):
     stages: list[Stage] = Field(default_factory=_default_stages, min_length=1)
-    require_approval: bool = Field(
+    require_approval: StrictBool = Field(
         default=False,
         description=(
             "the final promotion waits for `duration-operate approve` (every earlier stage "
@@ -260,6 +310,8 @@ class Rollout(_Section):
         flags = [s.shadow for s in self.stages]
         if flags != sorted(flags, reverse=True):
             raise ValueError("shadow stages come before the live ones")
+        if sum(flags) > 1:  # the table tells a stage by the challenger's shadow flag and weight
+            raise ValueError("at most one shadow stage")
         return self
 
 
@@ -270,7 +322,7 @@ class Limits(_Section):
         allow_inf_nan=False,
         description="minutes after a retrain before the next",
     )
-    max_retrains_per_day: int = Field(default=4, ge=1, description="retrains in any 24 hours")
+    max_retrains_per_day: StrictInt = Field(default=4, ge=1, description="retrains in any 24 hours")
 
 
 class Policy(_Section):
@@ -283,7 +335,7 @@ class Policy(_Section):
         allow_inf_nan=False,
         description="seconds between monitor passes",
     )
-    frozen: bool = Field(
+    frozen: StrictBool = Field(
         default=False, description="no retrain, no stage change (also: `duration-operate freeze`)"
     )
     triggers: Triggers = Triggers()

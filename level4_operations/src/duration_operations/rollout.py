@@ -150,6 +150,11 @@ def next_step(
     challenger, champion = state.get(CHALLENGER), state.get(CHAMPION)
     placed = ledger.placed(version)
     if challenger is None or challenger.version != version:
+        if placed is None and champion is not None and champion.version == version:
+            return RolloutStep(
+                version, RECORD, "it is the champion already: nothing to roll out",
+                outcome=ROLLED_BACK,
+            )  # fmt: skip
         if placed is None:
             if challenger is not None:
                 return RolloutStep(

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from duration_deployment.client import CallError, RouterClient
+from duration_operations.ledger import LOOP_ACTOR
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -72,7 +73,7 @@ class RouterGateway:
         *,
         timeout: float = 60.0,
         client: RouterClient | None = None,
-        actor: str = "duration-operate",
+        actor: str = LOOP_ACTOR,
     ) -> None:
         self._client = client or RouterClient(url, token, timeout=timeout)
         self._client.http.headers["X-Actor"] = actor
@@ -83,18 +84,34 @@ class RouterGateway:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
-            return self._client.call(method, path, **kwargs)
+            answer = self._client.call(method, path, **kwargs)
         except CallError as exc:
             text = str(exc)
             status = re.search(r"HTTP (\d{3})", text)
             if status is None or int(status.group(1)) >= 500:
                 raise RouterUnavailableError(text) from None
             raise RouterRefusedError(text) from None
+        if not isinstance(answer, dict):
+            raise RouterRefusedError(
+                f"{method} {path}: {self.url} answered {str(answer)[:80]!r}, not a "
+                "duration-router's JSON"
+            )
+        return answer
 
     # -- reading --------------------------------------------------------------------------------
 
     def state(self) -> RouterState:
         data = self._call("GET", "/deployments", params={"history": 0})
+        try:
+            return self._state(data)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise RouterRefusedError(
+                f"GET /deployments: {self.url} answered JSON that is not a duration-router's "
+                "routing table"
+            ) from None
+
+    @staticmethod
+    def _state(data: dict[str, Any]) -> RouterState:
         variants = tuple(
             Deployed(
                 variant=v["variant"],

@@ -87,14 +87,17 @@ def series(ledger: Ledger) -> tuple[list[Point], list[Event]]:
     for note in ledger.of(kinds.MONITOR):
         psi: dict[str, float] = {}
         rmse = bar = None
-        for t in note.data.get("triggers", []):
-            figures = t.get("figures") or {}
-            if t.get("trigger") == "drift":
-                for w in figures.get("windows", []):
-                    for name, value in w.get("psi", {}).items():
-                        psi[name] = max(psi.get(name, 0.0), float(value))
-            if t.get("trigger") == "performance" and "live_rmse" in figures:
-                rmse, bar = float(figures["live_rmse"]), float(figures["bar"])
+        try:
+            for t in note.data.get("triggers", []):
+                figures = t.get("figures") or {}
+                if t.get("trigger") == "drift":
+                    for w in figures.get("windows", []):
+                        for name, value in w.get("psi", {}).items():
+                            psi[name] = max(psi.get(name, 0.0), float(value))
+                if t.get("trigger") == "performance" and "live_rmse" in figures:
+                    rmse, bar = float(figures["live_rmse"]), float(figures["bar"])
+        except (AttributeError, TypeError, ValueError, KeyError):
+            continue  # a note the loop did not write: not drawn
         points.append(Point(note.at, psi, rmse, bar, str(note.data.get("champion", ""))))
     events = [Event(n.at, n.kind, n.model_version, n.summary) for n in ledger.of(*EVENT_KINDS)]
     return points, events
