@@ -2,11 +2,12 @@
 
 1. **End to end** (real processes: an embedded SQLite registry, ``duration-router``,
    ``duration-operate run`` with Prefect, a pass a second): the champion is the course's
-   linear model on green 2021-01; 6,000 rides of green 2021-03 (quiet), then all of 2023-03
-   at ``--rate`` rides/s with feedback ``--lag`` rides behind. Printed: rides and seconds from
-   the drift onset (the first 2023 ride) to the trigger, and from the trigger to the
-   promotion, stage by stage (labelled challenger rides and rides sent when each stage was
-   decided).
+   linear model on green 2021-01; 6,000 rides of green 2021-03 (quiet), then 2023-03 a
+   twelfth at a time (each part once the loop has passed since the last) at ``--rate``
+   rides/s with feedback ``--lag`` rides behind; the workshop policy (no cool-down).
+   Printed: rides and seconds from the drift onset (the first 2023 ride) to the trigger, and
+   from the trigger to the promotion, stage by stage (labelled challenger rides and rides
+   sent when each stage was decided).
 2. **Against a fixed-horizon plan** for the same effect: from each stage's logged predictions,
    the labelled challenger rides a test looked at once would need for 80 % power at alpha 0.05
    at the effect the stage measured (paired for the shadow, Welch-type at the canary split),
@@ -48,6 +49,8 @@ from ladder_testing.ab import month_predictions, random_split_frame, welch_decid
 from ladder_testing.net import free_port
 
 BIN = Path(sys.executable).parent
+#: The default policy with a pass a second and no cool-down (a replay compresses days).
+WORKSHOP_POLICY = Path(__file__).resolve().parents[1] / "workshop-policy.toml"
 ALPHA, POWER = 0.05, 0.8
 Z = stats.norm.ppf(1 - ALPHA / 2) + stats.norm.ppf(POWER)
 
@@ -77,8 +80,9 @@ def end_to_end(folder: Path, rate: int, lag: int) -> dict[str, Any]:
     log = (folder / "processes.log").open("w")
     router = subprocess.Popen([str(BIN / "duration-router"), "--port", str(port)], cwd=folder,
                               env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-    loop = subprocess.Popen([str(BIN / "duration-operate"), "run", "--interval", "1"], cwd=folder,
-                            env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    loop = subprocess.Popen([str(BIN / "duration-operate"), "--policy", str(WORKSHOP_POLICY),
+                             "run"], cwd=folder, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)  # fmt: skip
 
     def get(path: str, **params: Any) -> Any:
         answer = httpx.get(f"{url}{path}", params=params, headers=headers, timeout=60)
@@ -107,15 +111,19 @@ def end_to_end(folder: Path, rate: int, lag: int) -> dict[str, Any]:
         while not notes("monitor"):  # Prefect's first start
             time.sleep(0.5)
         onset, onset_at = get("/predictions", last=1)["last_id"], time.time()
-        replayer = subprocess.Popen([*replay, "--month", "green:2023-03", "--rate", str(rate)],
-                                    cwd=folder, env=env, stdout=subprocess.DEVNULL)  # fmt: skip
-        while not notes("decision"):
-            if loop.poll() is not None or (
-                replayer.poll() is not None and time.time() - onset_at > 400
-            ):
-                raise SystemExit("the loop stopped, or the month ended without a decision")
-            time.sleep(0.5)
-        replayer.wait()
+        # a twelfth of the month at a time, each once the loop has passed since the last
+        for k in range(1, 13):
+            if notes("decision"):
+                break
+            _run([*replay, "--month", "green:2023-03", "--part", f"{k}/12", "--rate", str(rate)],
+                 env, folder)  # fmt: skip
+            sent = time.time()
+            while not [n for n in notes("monitor")[-1:] if n["at"] > sent]:
+                if loop.poll() is not None:
+                    raise SystemExit("the loop stopped")
+                time.sleep(0.5)
+        if not notes("decision"):
+            raise SystemExit("the month ended without a decision")
         result = {
             "onset": onset,
             "onset_at": onset_at,
@@ -190,7 +198,7 @@ def aa_rates(experiments: int, seed: int = 0) -> list[tuple[str, float, float]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=int, default=1500, help="2023-03 replay, rides per second")
+    parser.add_argument("--rate", type=int, default=3000, help="2023-03 replay, rides per second")
     parser.add_argument("--lag", type=int, default=300, help="feedback lag, rides")
     parser.add_argument("--experiments", type=int, default=200, help="A/A experiments per stage")
     args = parser.parse_args()

@@ -229,7 +229,7 @@ def test_the_loop_retrains_and_promotes_on_2023_drift_with_no_call_from_the_test
     loaded = load_page(page.read_text("utf-8"))
     assert loaded.plots == ["psi", "live-rmse"]
     assert loaded.images_loaded == 2
-    assert loaded.requests == ["/page.html"]
+    assert loaded.requests == ["/", "/page.html"]  # the harness, then the page alone
     assert f"Champion v{version}" in loaded.texts["status"]
     events = loaded.texts["events"]
     assert events.count("stage") >= 3

@@ -7,6 +7,7 @@ from typing import Annotated
 import anyio.to_thread
 import pandas as pd
 from fastapi import APIRouter, Depends, Query
+from pydantic import StringConstraints
 
 from duration_deployment.api.deps import ActorHeader, LogDep, ManagerDep, require_token
 from duration_deployment.api.responses import CONTROL_ERRORS
@@ -33,12 +34,12 @@ async def history(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     after_id: Annotated[int, Query(ge=0, le=2**62)] = 0,
     action: Annotated[
-        list[Action] | None, Query(description="entries of these actions (repeatable)")
-    ] = None,
+        list[Action], Query(description="entries of these actions (repeatable)")
+    ] = [],  # noqa: B006 (FastAPI copies a default; the signature is the query's schema)
     kind: Annotated[
-        list[Annotated[str, Query(pattern=NOTE_KIND)]] | None,
+        list[Annotated[str, StringConstraints(pattern=NOTE_KIND)]],
         Query(max_length=20, description="notes of these kinds (repeatable)"),
-    ] = None,
+    ] = [],  # noqa: B006
 ) -> HistoryPage:
     """The newest ``limit`` entries after ``after_id``, oldest first: every table change and
     note, or only those of the ``action`` values and the notes of the ``kind`` values."""
