@@ -29,6 +29,8 @@ UNFREEZE = "unfreeze"
 APPROVAL = "approval"
 NOTE_KINDS = (MONITOR, RETRAIN_STARTED, RETRAIN, STAGE, DECISION, FREEZE, UNFREEZE, APPROVAL)
 PROMOTED, ROLLED_BACK = "promoted", "rolled back"
+#: Table actions that place the challenger where it is (its stage starts with the latest).
+PLACING_ACTIONS = ("deploy", "weight")
 #: The ``X-Actor`` the loop writes its notes as: only its own retrain and decision notes open
 #: or close a rollout (anyone with the token can write a note).
 LOOP_ACTOR = "duration-operate"
@@ -144,7 +146,7 @@ class Ledger:
         or a weight change), or None if it was never deployed."""
         for e in reversed(self.table):
             if (
-                e["action"] in ("deploy", "weight")
+                e["action"] in PLACING_ACTIONS
                 and e.get("variant") == variant
                 and str(e.get("model_version")) == version
             ):

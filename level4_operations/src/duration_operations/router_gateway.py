@@ -19,8 +19,6 @@ from duration_operations.ledger import LOOP_ACTOR
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-#: Table actions that place the challenger where it is (its stage starts with the latest).
-PLACING_ACTIONS = ("deploy", "weight")
 
 
 class RouterUnavailableError(Exception):

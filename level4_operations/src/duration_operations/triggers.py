@@ -16,7 +16,6 @@ slate.
 
 from __future__ import annotations
 
-import math
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
@@ -227,8 +226,3 @@ def new_month_trigger(facts: VersionFacts, policy: NewMonthTrigger) -> TriggerRe
         f"{month} {'is' if published else 'is not yet'} published",
         {"month": str(month)},
     )
-
-
-def finite(value: float | None) -> float | None:
-    """``value`` if it is a finite float, else None (for the metrics and the timeline)."""
-    return value if value is not None and math.isfinite(value) else None
