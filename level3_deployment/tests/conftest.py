@@ -16,6 +16,7 @@ import pytest
 
 from duration_deployment.main import create_app
 from duration_training import PipelineConfig, run_pipeline
+from ladder_testing.postgres import PostgresServer, postgres_server
 from ladder_testing.router import TrainedRegistry, router_settings
 
 
@@ -58,3 +59,19 @@ def router_client(tmp_path: Path, registry_uri: str) -> Iterator[object]:
     app = create_app(router_settings(tmp_path, registry_uri))
     with TestClient(app) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL server (skips, or fails under CI, without PostgreSQL)."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty prediction-log database: a SQLite file, or a new database on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'prediction_log.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.create_database(f"log_{len(server.databases)}")

@@ -15,6 +15,8 @@ from duration_service.config import ServiceSettings
 
 #: Environment prefix of the router's settings (and of duration-deploy's URL and token).
 ENV_PREFIX = "DURATION_ROUTER_"
+#: The prediction log when none is named: a SQLite file in the working folder.
+DEFAULT_LOG_URL = "sqlite:///prediction_log.db"
 #: The registered model of the ladder (level 2's ``duration-pipeline`` registers it).
 DEFAULT_MODEL_NAME = MODEL_NAME
 
@@ -36,6 +38,12 @@ class RouterSettings(ServiceSettings):
         log_flush_seconds: Longest a logged prediction waits in memory before it is written.
         log_max_pending: Rows kept in memory while the log database is unreachable; past it the
             oldest are dropped and counted (``duration_router_log_rows_dropped_total``).
+        log_journal_dir: The prediction log's write-ahead journal (a local folder, one per
+            router): a prediction is answered once its row is there, and a router restarted
+            after a crash writes the rows the database missed. Empty: no journal (a crash
+            loses up to ``log_flush_seconds`` of answered predictions).
+        log_journal_fsync: Also wait for the disk after each journal write: survives an
+            operating-system crash or power cut, at the disk's latency per request.
         model_cache_dir: Where downloaded model versions are kept.
         deploy_on_start: Deploy the registry's ``champion`` (and ``challenger``) at start-up.
         challenger_weight: Traffic share of a challenger deployed without a weight, and of the
@@ -67,10 +75,12 @@ class RouterSettings(ServiceSettings):
     token: SecretStr
     tracking_uri: str | None = None
     model_name: str = Field(default=DEFAULT_MODEL_NAME, min_length=1)
-    prediction_log_url: str = "sqlite:///prediction_log.db"
+    prediction_log_url: str = DEFAULT_LOG_URL
     log_batch_rows: int = Field(default=2_000, ge=1)
     log_flush_seconds: float = Field(default=0.2, gt=0, le=60)
     log_max_pending: int = Field(default=1_000_000, ge=1_000)
+    log_journal_dir: Path | None = Path("prediction-log-journal")
+    log_journal_fsync: bool = False
     model_cache_dir: Path = Path("models/router-cache")
     deploy_on_start: bool = True
     challenger_weight: float = Field(default=0.1, gt=0, lt=1)
@@ -91,6 +101,11 @@ class RouterSettings(ServiceSettings):
     history_depth: int = Field(default=20, ge=1, le=1_000)
     max_shadows: int = Field(default=3, ge=0, le=20)
     port: int = Field(default=8100, ge=1, le=65_535)
+
+    @field_validator("log_journal_dir", mode="before")
+    @classmethod
+    def _no_journal(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("token")
     @classmethod

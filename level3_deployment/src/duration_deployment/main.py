@@ -30,6 +30,7 @@ from duration_deployment.api.routes import (
 from duration_deployment.config import RouterSettings
 from duration_deployment.dataplane import DataPlane
 from duration_deployment.errors import RouterError
+from duration_deployment.journal import JournalError
 from duration_deployment.manager import DeploymentManager
 from duration_deployment.metrics import RouterMetrics
 from duration_deployment.prediction_log import PredictionLog
@@ -67,17 +68,13 @@ def create_app(
         metrics: The metrics; default a new :class:`RouterMetrics`.
     """
     metrics = metrics or RouterMetrics()
-    log = log or PredictionLog(
-        settings.prediction_log_url,
-        batch_rows=settings.log_batch_rows,
-        flush_seconds=settings.log_flush_seconds,
-        max_pending=settings.log_max_pending,
-    )
+    log = log or prediction_log(settings)
     metrics.attach_log(log)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await anyio.to_thread.run_sync(log.open)
+        if log.engine is None:  # duration-router opens it first, to report errors plainly
+            await anyio.to_thread.run_sync(log.open)
         reg = registry or Registry(
             settings.tracking_uri,
             settings.model_name,
@@ -132,6 +129,18 @@ def create_app(
     return app
 
 
+def prediction_log(settings: RouterSettings) -> PredictionLog:
+    """The prediction log ``settings`` describe (not opened)."""
+    return PredictionLog(
+        settings.prediction_log_url,
+        batch_rows=settings.log_batch_rows,
+        flush_seconds=settings.log_flush_seconds,
+        max_pending=settings.log_max_pending,
+        journal_dir=settings.log_journal_dir,
+        journal_fsync=settings.log_journal_fsync,
+    )
+
+
 def add_router_error_handlers(app: FastAPI, log: PredictionLog) -> None:
     """JSON answers for the router's own failures: a :class:`RouterError` with its status,
     and a database error of the prediction log as 503 naming the database (no password)."""
@@ -143,6 +152,14 @@ def add_router_error_handlers(app: FastAPI, log: PredictionLog) -> None:
         reason = str(getattr(exc, "orig", exc) or exc).splitlines()[0][:200]
         logger.error("prediction log %s: %s", where, reason)
         detail = f"the prediction log database {where} is unavailable: {reason}"
+        return JSONResponse(status_code=503, content={"detail": detail, "errors": []})
+
+    @app.exception_handler(JournalError)
+    async def journal_unavailable(request: Request, exc: JournalError) -> JSONResponse:
+        # The prediction was made but cannot be recorded: not answered, as promised.
+        tag_error(request, "log_unavailable")
+        logger.error("prediction log journal: %s", exc)
+        detail = f"the prediction could not be recorded: {exc}"
         return JSONResponse(status_code=503, content={"detail": detail, "errors": []})
 
     @app.exception_handler(RouterError)

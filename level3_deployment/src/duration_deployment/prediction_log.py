@@ -1,107 +1,36 @@
 """The prediction log: every prediction, every actual duration fed back, every table change.
 
 A SQL database through SQLAlchemy: SQLite in WAL mode by default (a file beside the router),
-PostgreSQL by URL. Requests never wait for it: :meth:`PredictionLog.record` appends to an
-in-memory queue and a writer thread inserts the rows in batches (``log_batch_rows`` at most,
-every ``log_flush_seconds`` at least). If the database is unreachable the rows stay queued and
-the writer retries; :meth:`PredictionLog.close` writes whatever is left.
-
-Tables:
-    ``predictions``: one row per prediction, shadow ones included: time (Unix seconds), request
-        id, ride id, variant, model version, the inputs, the predicted minutes (NULL when the
-        variant failed, with ``error`` saying why), latency (ms), shadow or not.
-    ``feedback``: the actual duration (minutes) of a ride id, the last one sent wins.
-    ``events``: the deployment history (deploy, weight, remove, promote, rollback, guardrail
-        rollbacks), with who, when, which version before and after, and the table after.
+PostgreSQL by URL. Its tables (:mod:`duration_deployment.log_schema`) are kept at the code's
+schema by Alembic (:mod:`duration_deployment.log_migrations`, run by :meth:`PredictionLog.open`).
+Predictions are written by a :class:`~duration_deployment.log_writer.LogWriter`: a request
+waits only for its row to reach the local journal, never for the database. Feedback and
+history entries are written at once.
 """
 
 from __future__ import annotations
 
-import collections
+import datetime as dt
 import json
 import logging
-import threading
-import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import (
-    Boolean,
-    Column,
-    Engine,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    create_engine,
-    event,
-    func,
-    insert,
-    or_,
-    select,
-)
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+from sqlalchemy import Engine, create_engine, event, func, insert, or_, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
 from duration_deployment.history import Action
+from duration_deployment.journal import Journal
+from duration_deployment.log_migrations import upgrade
+from duration_deployment.log_schema import events, feedback, predictions
+from duration_deployment.log_writer import LogWriter, upsert
 
 logger = logging.getLogger(__name__)
 
-metadata = MetaData()
-
-predictions = Table(
-    "predictions",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", Float, nullable=False, doc="Unix time of the answer, seconds"),
-    Column("request_id", String(36), nullable=False),
-    Column("ride_id", String(128), index=True),
-    Column("variant", String(40), nullable=False, index=True),
-    Column("model_version", String(20), nullable=False),
-    Column("shadow", Boolean, nullable=False),
-    Column(
-        "forced",
-        Boolean,
-        nullable=False,
-        default=False,
-        doc="X-Model-Variant or a versioned route chose it",
-    ),
-    Column("pu_location_id", Integer),
-    Column("do_location_id", Integer),
-    Column("trip_distance", Float),
-    Column("prediction", Float, doc="predicted trip duration, minutes; NULL on error"),
-    Column("latency_ms", Float, nullable=False),
-    Column("error", Text),
-)
-
-feedback = Table(
-    "feedback",
-    metadata,
-    Column("ride_id", String(128), primary_key=True),
-    Column("actual_minutes", Float, nullable=False),
-    Column("received_at", Float, nullable=False),
-)
-
-events = Table(
-    "events",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", Float, nullable=False),
-    Column("action", String(32), nullable=False),
-    Column("variant", String(40)),
-    Column("model_version", String(20)),
-    Column("previous_version", String(20)),
-    Column("actor", String(100), nullable=False),
-    Column("detail", Text, nullable=False),
-    Column("log_position", Integer, nullable=False, doc="last predictions.id before the change"),
-    Column("revision", Integer, nullable=False),
-    Column("table_after", Text, nullable=False, doc="JSON: {variant: {version, weight, shadow}}"),
-    Column("aliases_after", Text, nullable=False, doc="JSON: {alias: version}"),
-)
+_EPOCH = pd.Timestamp(0, tz="UTC")
 
 #: Columns of :meth:`PredictionLog.frame`, as :func:`duration_deployment.analysis.ab_report`
 #: reads them.
@@ -141,7 +70,7 @@ def make_engine(url: str) -> Engine:
 
 
 class PredictionLog:
-    """Batched, off-request-path writer and the queries the reports need.
+    """The log's schema, its writer and the queries the reports need.
 
     Args:
         url: SQLAlchemy database URL.
@@ -149,10 +78,14 @@ class PredictionLog:
         flush_seconds: Longest wait before queued rows are written.
         max_pending: Queue bound while the database is down; the oldest rows beyond it are
             dropped and counted in :attr:`dropped`.
+        journal_dir: The write-ahead journal's folder (see :mod:`duration_deployment.journal`);
+            ``None``: no journal, a crash loses the rows not yet written.
+        journal_fsync: Wait for the disk after each journal append.
 
     Raises:
-        SQLAlchemyError: From :meth:`open`, when the database cannot be opened or its tables
-            created (the router reports it at start-up).
+        SQLAlchemyError: From :meth:`open`, when the database cannot be opened or upgraded.
+        SchemaTooNewError: From :meth:`open`, when a newer release wrote the database.
+        JournalError: From :meth:`open` and :meth:`record`, when the journal cannot be used.
     """
 
     def __init__(
@@ -162,21 +95,19 @@ class PredictionLog:
         batch_rows: int = 2_000,
         flush_seconds: float = 0.2,
         max_pending: int = 1_000_000,
+        journal_dir: Path | None = None,
+        journal_fsync: bool = False,
     ) -> None:
         self.url = url
-        self.batch_rows = batch_rows
-        self.flush_seconds = flush_seconds
-        self.max_pending = max_pending
         self.engine: Engine | None = None
-        self._queue: collections.deque[dict[str, Any]] = collections.deque()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._progress = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self.recorded = 0  # rows handed to record()
-        self.written = 0  # rows committed
-        self.dropped = 0  # rows dropped while the database was down
-        self.last_error: str | None = None
+        journal = Journal(journal_dir, fsync=journal_fsync) if journal_dir is not None else None
+        self.writer = LogWriter(
+            self._opened,
+            batch_rows=batch_rows,
+            flush_seconds=flush_seconds,
+            max_pending=max_pending,
+            journal=journal,
+        )
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -190,125 +121,71 @@ class PredictionLog:
             raise RuntimeError(f"the prediction log {self.url} is not open")
         return self.engine
 
+    @property
+    def database(self) -> str:
+        """The database URL, password hidden."""
+        if self.engine is not None:
+            return self.engine.url.render_as_string(hide_password=True)
+        return self.url
+
     def open(self) -> PredictionLog:
-        """Create the tables if needed and start the writer thread."""
+        """Upgrade the schema to the code's, replay the journal, start the writer."""
         self.engine = make_engine(self.url)
-        metadata.create_all(self.engine)
-        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
-        self._thread.start()
+        try:
+            state = upgrade(self.engine)
+            if state.pending:
+                logger.info(
+                    "prediction log %s: schema %s upgraded to %s",
+                    self.database,
+                    state.current or "(empty)",
+                    state.head,
+                )
+            self.writer.open(_identity(self.engine))
+        except Exception:
+            self.engine.dispose()
+            self.engine = None
+            raise
         return self
 
     def close(self, timeout: float = 30.0) -> None:
         """Write every queued row (waiting up to ``timeout`` seconds), then stop."""
-        if self._thread is None:
-            return
-        self.flush(timeout)
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout)
-        self._thread = None
-        if self._queue:
-            logger.error("prediction log closed with %d rows not written", len(self._queue))
+        self.writer.close(timeout)
         if self.engine is not None:
             self.engine.dispose()
-
-    @property
-    def pending(self) -> int:
-        """Rows waiting to be written."""
-        return len(self._queue)
 
     # -- writing ------------------------------------------------------------------------------
 
     def record(self, row: dict[str, Any]) -> None:
-        """Queue one prediction row (see the ``predictions`` table); returns at once."""
-        self._queue.append(row)
-        self.recorded += 1
-        if len(self._queue) >= self.batch_rows:
-            self._wake.set()
+        """Record one prediction row (see ``predictions``); returns once it is journalled."""
+        self.writer.record_many([row])
 
     def record_many(self, rows: Iterable[dict[str, Any]]) -> None:
-        """Queue several rows."""
-        for row in rows:
-            self.record(row)
+        """Record several rows with one journal write."""
+        self.writer.record_many(rows)
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until every row recorded so far is written (or dropped); False on timeout."""
-        target = self.recorded
-        deadline = time.monotonic() + timeout
-        self._wake.set()
-        with self._progress:
-            while self.written + self.dropped < target:
-                left = deadline - time.monotonic()
-                if left <= 0 or self._thread is None:
-                    return False
-                self._progress.wait(min(left, 0.05))
-                self._wake.set()
-        return True
+        return self.writer.flush(timeout)
 
-    def _run(self) -> None:
-        backoff = 0.0
-        while True:
-            self._wake.wait(backoff or self.flush_seconds)
-            self._wake.clear()
-            stopping = self._stop.is_set()
-            while self._queue:
-                batch = [
-                    self._queue.popleft() for _ in range(min(self.batch_rows, len(self._queue)))
-                ]
-                try:
-                    with self._opened().begin() as connection:
-                        connection.execute(insert(predictions), batch)
-                except (DataError, IntegrityError) as exc:
-                    # Rows the database refuses (not a database that is down): write the
-                    # others one by one and drop those, so one bad row cannot stop the log.
-                    logger.error("prediction log: a batch was refused: %s", exc.orig)
-                    self._write_one_by_one(batch)
-                    continue
-                except SQLAlchemyError as exc:
-                    self._queue.extendleft(reversed(batch))  # keep their order
-                    self._trim()
-                    self.last_error = str(exc).splitlines()[0][:300]
-                    logger.error("prediction log: write failed, will retry: %s", self.last_error)
-                    backoff = min(max(backoff * 2, 0.5), 10.0)
-                    if stopping:
-                        return
-                    break
-                backoff = 0.0
-                self.last_error = None
-                with self._progress:
-                    self.written += len(batch)
-                    self._progress.notify_all()
-            if stopping and not self._queue:
-                return
+    @property
+    def pending(self) -> int:
+        """Rows waiting to be written."""
+        return self.writer.pending
 
-    def _write_one_by_one(self, batch: list[dict[str, Any]]) -> None:
-        bad = written = 0
-        for position, row in enumerate(batch):
-            try:
-                with self._opened().begin() as connection:
-                    connection.execute(insert(predictions), [row])
-                written += 1
-            except (DataError, IntegrityError):
-                bad += 1
-            except SQLAlchemyError:  # the database went away: the rest waits for it
-                self._queue.extendleft(reversed(batch[position:]))
-                break
-        with self._progress:
-            self.written += written
-            self.dropped += bad
-            self._progress.notify_all()
-        if bad:
-            logger.error("prediction log: dropped %d rows the database refused", bad)
+    @property
+    def written(self) -> int:
+        """Rows written since the log was opened (journalled rows replayed at open included)."""
+        return self.writer.written
 
-    def _trim(self) -> None:
-        excess = len(self._queue) - self.max_pending
-        if excess > 0:
-            for _ in range(excess):
-                self._queue.popleft()
-            with self._progress:
-                self.dropped += excess
-                self._progress.notify_all()
-            logger.error("prediction log: dropped the %d oldest rows (database down)", excess)
+    @property
+    def dropped(self) -> int:
+        """Rows refused by the database, or dropped past ``max_pending`` while it was down."""
+        return self.writer.dropped
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the last write failed, while the database is unreachable."""
+        return self.writer.last_error
 
     # -- events -------------------------------------------------------------------------------
 
@@ -328,7 +205,7 @@ class PredictionLog:
         """Write one history entry (after flushing, so ``log_position`` is exact); return it."""
         self.flush()
         row = {
-            "at": time.time(),
+            "at": dt.datetime.now(dt.UTC),
             "action": action,
             "variant": variant,
             "model_version": model_version,
@@ -407,25 +284,16 @@ class PredictionLog:
                 chunk = ids[start : start + 500]
                 query = select(predictions.c.ride_id).where(predictions.c.ride_id.in_(chunk))
                 known.update(r[0] for r in connection.execute(query.distinct()))
-        now = time.time()
+        now = dt.datetime.now(dt.UTC)
         rows = [
             {"ride_id": r, "actual_minutes": float(actuals[r]), "received_at": now}
             for r in ids
             if r in known
         ]
         if rows:
-            dialect = postgresql if self._opened().dialect.name == "postgresql" else sqlite
-            statement = dialect.insert(feedback)
-            statement = statement.on_conflict_do_update(
-                index_elements=[feedback.c.ride_id],
-                set_={
-                    "actual_minutes": statement.excluded.actual_minutes,
-                    "received_at": statement.excluded.received_at,
-                },
-            )
             with self._opened().begin() as connection:
                 for start in range(0, len(rows), 5_000):
-                    connection.execute(statement, rows[start : start + 5_000])
+                    upsert(connection, feedback, rows[start : start + 5_000])
         return len(rows), [r for r in ids if r not in known]
 
     # -- reading ------------------------------------------------------------------------------
@@ -492,6 +360,7 @@ class PredictionLog:
         with self._opened().connect() as connection:
             frame = pd.DataFrame(connection.execute(query).all(), columns=list(FRAME_COLUMNS))
         frame = frame.iloc[::-1].reset_index(drop=True)
+        frame["at"] = (pd.to_datetime(frame["at"], utc=True) - _EPOCH).dt.total_seconds()
         frame["error"] = frame["error"].notna()
         frame["shadow"] = frame["shadow"].astype(bool)
         frame["forced"] = frame["forced"].fillna(False).astype(bool)
@@ -528,5 +397,16 @@ def _event_dict(row: dict[str, Any]) -> dict[str, Any]:
         out["detail"] = note.get("summary", "")
     out["table_after"] = json.loads(out["table_after"])
     out["aliases_after"] = json.loads(out["aliases_after"])
-    out["at_iso"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(out["at"]))
+    moment: dt.datetime = out["at"]
+    out["at"] = moment.timestamp()
+    out["at_iso"] = moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return out
+
+
+def _identity(engine: Engine) -> str:
+    """The database's URL, password hidden and a SQLite file's path made absolute: what a
+    journal records as the database it feeds."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        url = url.set(database=str(Path(url.database).resolve()))
+    return url.render_as_string(hide_password=True)

@@ -35,11 +35,13 @@ class TrainedRegistry:
 
 
 def router_settings(tmp_path: Path, registry_uri: str, **overrides: object) -> RouterSettings:
-    """Settings of a router on ``registry_uri`` with its log and cache under ``tmp_path``."""
+    """Settings of a router on ``registry_uri`` with its log, journal and cache under
+    ``tmp_path``."""
     values: dict[str, Any] = {
         "token": TOKEN,
         "tracking_uri": registry_uri,
         "prediction_log_url": f"sqlite:///{tmp_path / 'prediction_log.db'}",
+        "log_journal_dir": tmp_path / "prediction-log-journal",
         "model_cache_dir": tmp_path / "cache",
         "log_flush_seconds": 0.05,
     }

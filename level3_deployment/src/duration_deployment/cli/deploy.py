@@ -17,9 +17,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from duration_deployment.cli.db import add_db_parser, run_db, show_db
 from duration_deployment.cli.pipeline import train_and_deploy
 from duration_deployment.cli.render import print_history, print_report, print_table
 from duration_deployment.client import CallError, RouterClient
+from duration_deployment.log_migrations import SchemaTooNewError
 from duration_deployment.replay import ReplayError, feedback_month, replay_month
 
 DEPLOY_EPILOG = """environment:
@@ -34,6 +38,7 @@ examples:
   duration-deploy promote
   duration-deploy rollback
   duration-deploy pipeline --train green:2021-01 --val green:2021-02 --weight 0.1
+  duration-deploy db current --database sqlite:///prediction_log.db
 """
 
 
@@ -150,6 +155,7 @@ def build_deploy_parser() -> argparse.ArgumentParser:
         "--tracking-uri", help="the router's MLflow URI (default as duration-pipeline)"
     )
     pipeline.add_argument("--candidates", help="comma-separated models (default all)")
+    add_db_parser(verbs)
     return parser
 
 
@@ -325,6 +331,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
+    if args.verb == "db":  # the database itself, not the router
+        try:
+            db_result = run_db(args)
+        except (SQLAlchemyError, SchemaTooNewError) as exc:
+            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            print(f"duration-deploy db {args.action}: {args.database}: {reason}", file=sys.stderr)
+            return 1
+        print(json.dumps(db_result, indent=2)) if args.json else show_db(db_result)
+        return 0
     token = os.environ.get("DURATION_ROUTER_TOKEN")
     with RouterClient(args.url, token, timeout=args.timeout) as client:
         try:

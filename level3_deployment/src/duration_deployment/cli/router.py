@@ -14,14 +14,19 @@ from typing import Any
 import uvicorn
 import uvicorn.config
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from duration_deployment.config import RouterSettings
+from duration_deployment.journal import JournalError
+from duration_deployment.log_migrations import SchemaTooNewError
 
 ROUTER_EPILOG = """environment (an option given on the command line wins):
   DURATION_ROUTER_TOKEN          the control token (required, at least 16 characters)
   --tracking-uri                 DURATION_ROUTER_TRACKING_URI, else MLFLOW_TRACKING_URI,
                                  else sqlite:///mlflow.db (level 2's embedded store)
-  --prediction-log               DURATION_ROUTER_PREDICTION_LOG_URL (sqlite:///prediction_log.db)
+  --prediction-log               DURATION_ROUTER_PREDICTION_LOG_URL (sqlite:///prediction_log.db),
+                                 upgraded to the code's schema at start (duration-deploy db)
+  DURATION_ROUTER_LOG_JOURNAL_DIR  the log's crash journal (./prediction-log-journal)
   --host, --port                 DURATION_ROUTER_HOST, DURATION_ROUTER_PORT (127.0.0.1:8100)
   --log-level                    DURATION_ROUTER_LOG_LEVEL
   every other setting            DURATION_ROUTER_<NAME>: see duration_deployment.config
@@ -96,12 +101,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             problems.append(f"{name}: {error['msg']}{hint}")
         parser.error("; ".join(problems))
     logging.config.dictConfig(log_config(settings.log_level))
-    from duration_deployment.main import create_app
+    from duration_deployment.main import create_app, prediction_log
+
+    # Opened here, before uvicorn, so that a log the router cannot use (a newer schema, a
+    # journal in use, a database down) stops it with one line instead of a traceback.
+    log = prediction_log(settings)
+    try:
+        log.open()
+    except (SQLAlchemyError, SchemaTooNewError, JournalError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        print(f"duration-router: the prediction log {log.database}: {reason}", file=sys.stderr)
+        return 1
 
     # One process: the routing table lives in its memory (scale out with one router per
     # replica reading the same registry; see the README).
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, log=log),
         host=settings.host,
         port=settings.port,
         log_config=log_config(settings.log_level),

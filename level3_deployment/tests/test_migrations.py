@@ -1,0 +1,270 @@
+"""The prediction log's schema under Alembic: a log written by the first release (and by the
+release that added ``forced``) is upgraded by a new router with every row kept; a log from a
+newer release is refused, untouched; ``duration-deploy db`` reports and upgrades; each
+revision goes down and up again. On SQLite, and on a real PostgreSQL server.
+
+The old logs are made with the tables exactly as those releases declared them (copied below
+from c371331 and ecebdb3), filled with real rides of green 2021-03, never with the migrations
+under test.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from alembic import command
+from fastapi.testclient import TestClient
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    insert,
+    inspect,
+    text,
+)
+
+from duration_core import read_trips
+from duration_deployment.cli.deploy import main as deploy_main
+from duration_deployment.log_migrations import (
+    SchemaTooNewError,
+    alembic_config,
+    head_revision,
+    schema_state,
+    upgrade,
+)
+from duration_deployment.main import create_app
+from duration_deployment.prediction_log import PredictionLog
+from ladder_testing.net import free_port
+from ladder_testing.router import AUTH, TOKEN, router_settings
+from ladder_testing.services import BIN
+
+OLD_ROWS = 400
+
+
+def release_schema(forced: bool) -> MetaData:
+    """The tables as released at c371331 (``forced=False``) or ecebdb3 (``forced=True``)."""
+    metadata = MetaData()
+    Table(
+        "predictions", metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("at", Float, nullable=False),
+        Column("request_id", String(36), nullable=False),
+        Column("ride_id", String(128), index=True),
+        Column("variant", String(40), nullable=False, index=True),
+        Column("model_version", String(20), nullable=False),
+        Column("shadow", Boolean, nullable=False),
+        *([Column("forced", Boolean, nullable=False, default=False)] if forced else []),
+        Column("pu_location_id", Integer),
+        Column("do_location_id", Integer),
+        Column("trip_distance", Float),
+        Column("prediction", Float),
+        Column("latency_ms", Float, nullable=False),
+        Column("error", Text),
+    )  # fmt: skip
+    Table(
+        "feedback", metadata,
+        Column("ride_id", String(128), primary_key=True),
+        Column("actual_minutes", Float, nullable=False),
+        Column("received_at", Float, nullable=False),
+    )  # fmt: skip
+    Table(
+        "events", metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("at", Float, nullable=False),
+        Column("action", String(32), nullable=False),
+        Column("variant", String(40)),
+        Column("model_version", String(20)),
+        Column("previous_version", String(20)),
+        Column("actor", String(100), nullable=False),
+        Column("detail", Text, nullable=False),
+        Column("log_position", Integer, nullable=False),
+        Column("revision", Integer, nullable=False),
+        Column("table_after", Text, nullable=False),
+        Column("aliases_after", Text, nullable=False),
+    )  # fmt: skip
+    return metadata
+
+
+#: A moment with microseconds, in March 2021 (the rides' month).
+T0 = dt.datetime(2021, 3, 1, 8, 0, 0, 123456, tzinfo=dt.UTC).timestamp()
+TABLE = {
+    "champion": {"model_version": "1", "weight": 0.9, "shadow": False},
+    "challenger": {"model_version": "2", "weight": 0.1, "shadow": False},
+}
+
+
+def fill_old_log(url: str, *, forced: bool) -> list[dict[str, object]]:
+    """Create the released tables at ``url`` and log :data:`OLD_ROWS` real rides (champion
+    and challenger alternately, all with feedback) and a start entry; return the rows."""
+    rides = read_trips("green:2021-03").head(OLD_ROWS)
+    rows = []
+    for i, ride in enumerate(rides.itertuples()):
+        champion = i % 2 == 0
+        rows.append(
+            {
+                "at": T0 + i * 0.5,
+                "request_id": f"old-{i}",
+                "ride_id": f"old-{i}",
+                "variant": "champion" if champion else "challenger",
+                "model_version": "1" if champion else "2",
+                "shadow": False,
+                **({"forced": False} if forced else {}),
+                "pu_location_id": int(ride.PULocationID),
+                "do_location_id": int(ride.DOLocationID),
+                "trip_distance": float(ride.trip_distance),
+                "prediction": float(ride.duration) + (1.0 if champion else -0.5),
+                "latency_ms": 1.5,
+                "error": None,
+            }
+        )
+    metadata = release_schema(forced)
+    engine = create_engine(url)
+    metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(insert(metadata.tables["predictions"]), rows)
+        connection.execute(
+            insert(metadata.tables["feedback"]),
+            [
+                {"ride_id": r["ride_id"], "actual_minutes": float(d), "received_at": T0 + 3600}
+                for r, d in zip(rows, rides["duration"], strict=True)
+            ],
+        )
+        connection.execute(
+            insert(metadata.tables["events"]),
+            [
+                {
+                    "at": T0 - 60, "action": "start", "variant": None, "model_version": None,
+                    "previous_version": None, "actor": "duration-router", "detail": "start",
+                    "log_position": 0, "revision": 1, "table_after": json.dumps(TABLE),
+                    "aliases_after": json.dumps({"champion": "1", "challenger": "2"}),
+                }
+            ],
+        )  # fmt: skip
+    engine.dispose()
+    return rows
+
+
+def revision_of(url: str) -> str | None:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            if not inspect(connection).has_table("alembic_version"):
+                return None
+            return connection.execute(text("select version_num from alembic_version")).scalar()
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("forced", [False, True], ids=["release-1", "with-forced"])
+def test_a_new_router_upgrades_an_old_log_and_keeps_every_row(
+    log_url: str, forced: bool, tmp_path: Path, registry_uri: str
+) -> None:
+    old = fill_old_log(log_url, forced=forced)
+    assert revision_of(log_url) is None  # made before the migrations: no alembic_version
+    settings = router_settings(tmp_path, registry_uri, prediction_log_url=log_url)
+    app = create_app(settings)
+    with TestClient(app) as client:
+        history = client.get("/history", headers=AUTH).json()["entries"]
+        assert history[0]["action"] == "start"
+        assert history[0]["at_iso"] == "2021-03-01T07:59:00Z"
+        answer = client.post(
+            "/predict",
+            json={"PULocationID": 43, "DOLocationID": 151, "trip_distance": 1.5, "ride_id": "new"},
+        )
+        assert answer.status_code == 200, answer.text
+        assert client.get("/ab/report", headers=AUTH).status_code == 200
+        assert client.get("/monitoring/report", headers=AUTH).status_code == 200
+        exported = client.get("/predictions", headers=AUTH, params={"last": 10_000})
+        assert exported.status_code == 200, exported.text
+        log: PredictionLog = app.state.log
+        frame = log.frame()
+    assert revision_of(log_url) == head_revision() == "0004"
+    assert len(frame) == OLD_ROWS + 1
+    kept = frame.iloc[:OLD_ROWS]
+    assert list(kept["ride_id"]) == [r["ride_id"] for r in old]
+    assert list(kept["prediction"]) == pytest.approx([r["prediction"] for r in old], abs=1e-12)
+    assert list(kept["at"]) == pytest.approx([r["at"] for r in old], abs=1e-6)
+    assert not kept["forced"].any()
+    assert kept["actual"].notna().all()  # feedback at T0 + 1 h still labels the old rows
+    assert frame.iloc[-1]["ride_id"] == "new"
+    assert frame.iloc[-1]["at"] > dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp()
+
+
+def test_every_revision_goes_down_and_up_again(log_url: str) -> None:
+    fill_old_log(log_url, forced=True)
+    engine = create_engine(log_url)
+    try:
+        upgrade(engine)
+        config = alembic_config()
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0002")
+        assert revision_of(log_url) == "0002"
+        with engine.connect() as connection:
+            at = connection.execute(text("select at from predictions order by id")).scalars()
+            assert list(at)[:2] == pytest.approx([T0, T0 + 0.5], abs=1e-3)  # julianday: ms
+        before = upgrade(engine)
+        assert before.pending == ("0003", "0004")
+        assert schema_state(engine).pending == ()
+    finally:
+        engine.dispose()
+    log = PredictionLog(log_url).open()
+    try:
+        assert log.count() == OLD_ROWS
+        assert log.frame()["at"].iloc[1] == pytest.approx(T0 + 0.5, abs=1e-3)
+    finally:
+        log.close()
+
+
+def test_a_log_from_a_newer_release_is_refused_untouched(log_url: str, tmp_path: Path) -> None:
+    PredictionLog(log_url).open().close()
+    engine = create_engine(log_url)
+    with engine.begin() as connection:
+        connection.execute(text("update alembic_version set version_num = '0099'"))
+    with pytest.raises(SchemaTooNewError, match=r"revision 0099.*its newest is 0004"):
+        upgrade(engine)
+    engine.dispose()
+    assert revision_of(log_url) == "0099"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DURATION_", "MLFLOW_"))}
+    env |= {"DURATION_ROUTER_TOKEN": TOKEN, "DURATION_ROUTER_DEPLOY_ON_START": "false"}
+    router = subprocess.run(
+        [str(BIN / "duration-router"), "--prediction-log", log_url, "--port", str(free_port())],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert router.returncode == 1, router.stderr
+    assert "schema revision 0099" in router.stderr
+    assert "its newest is 0004" in router.stderr
+    assert "Traceback" not in router.stderr
+    assert revision_of(log_url) == "0099"
+
+
+def test_duration_deploy_db_current_and_upgrade(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    fill_old_log(url, forced=False)
+    assert deploy_main(["--json", "db", "current", "--database", url]) == 0
+    state = json.loads(capsys.readouterr().out)
+    assert (state["current"], state["head"], state["pending"]) == (
+        "0001", "0004", ["0002", "0003", "0004"]
+    )  # fmt: skip
+    assert state["adopted"] == "0001"
+    assert deploy_main(["db", "upgrade", "--database", url]) == 0
+    out = capsys.readouterr().out
+    assert "0001 -> 0004" in out
+    assert deploy_main(["db", "current", "--database", url]) == 0
+    assert "at 0004 (the newest)" in capsys.readouterr().out
+    assert revision_of(url) == "0004"
+    assert deploy_main(["db", "current", "--database", f"sqlite:///{tmp_path}/no/such.db"]) == 1
+    assert "unable to open database file" in capsys.readouterr().err
