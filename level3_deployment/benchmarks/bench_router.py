@@ -2,20 +2,24 @@
 
 In a temporary folder it trains one model with the level-2 pipeline (``duration-pipeline run``,
 linear only, green 2021-01/02, embedded ``sqlite:///mlflow.db``), exports the champion as a core
-artifact, and starts three servers on free ports of 127.0.0.1:
+artifact, and starts four servers on free ports of 127.0.0.1:
 
 1. ``duration-serve --model champion.zip``: level 1, the model served directly;
 2. ``duration-router`` with one variant: the same registered version as ``champion``;
 3. a second ``duration-router`` where ``POST /deployments`` put that version again as
    ``challenger`` at weight 0.5: two variants at 50/50, the same model on both sides, so only
-   the routing differs.
+   the routing differs;
+4. the router of 2. with its prediction log's crash journal off
+   (``DURATION_ROUTER_LOG_JOURNAL_DIR=``): the log as it was before the journal, so that the
+   journal's cost is measured in the same run (target: at most 10% of throughput).
 
-Each router keeps its default prediction log, a SQLite file in WAL mode in its own folder.
+Each router keeps its default prediction log, a SQLite file in WAL mode in its own folder, and
+(but the fourth) its journal there.
 Every server is warmed up, then driven in turn with wrk from a separate process, the load of
 level 1's ``bench_service.py``: 32 connections, 15 s by default, ``POST /predict`` with a real
 ride (the first 1,000 of green 2021-02, in turn) and a ``ride_id`` that changes with every
 request (a counter in the wrk script), so the sticky split really splits. ``--rounds 3`` repeats
-the three runs, interleaved, and reports medians: on a busy machine one round is noise.
+the four runs, interleaved, and reports medians: on a busy machine one round is noise.
 
 It prints throughput and p50/p99 latency for each, the latency a router adds at p99 and the
 share of direct throughput it keeps, against the targets (at most 2 ms added at p99, at least
@@ -61,6 +65,8 @@ TRAIN, VAL = "green:2021-01", "green:2021-02"
 #: the direct service's throughput.
 MAX_ADDED_P99_MS = 2.0
 MIN_THROUGHPUT_SHARE = 0.80
+#: The write-ahead journal may cost at most 10% of throughput (the production-log issue).
+MIN_JOURNAL_SHARE = 0.90
 
 #: wrk script: POST one ride per request, taken in turn from WRK_RIDES (one JSON object per
 #: line), with a ride_id "<WRK_PREFIX>-<thread>-<counter>" that is new for every request; print
@@ -279,22 +285,27 @@ def start_direct(folder: Path, files: dict[str, Any]) -> Server:
     return Server("direct", "duration-serve (level 1, direct)", base, folder, log, process, False)
 
 
-def start_router(folder: Path, files: dict[str, Any], token: str, *, challenger: bool) -> Server:
-    """``duration-router`` in its own folder (its prediction log and model cache there) with
-    the champion alone, or with the same version deployed again as challenger at 50/50."""
+def start_router(
+    folder: Path, files: dict[str, Any], token: str, *, challenger: bool, journal: bool = True
+) -> Server:
+    """``duration-router`` in its own folder (its prediction log, journal and model cache
+    there) with the champion alone, or with the same version deployed again as challenger at
+    50/50; ``journal=False``: the log as it was before the journal (rows in memory only until
+    written)."""
     folder.mkdir()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     command = [str(BIN / "duration-router"), "--tracking-uri", files["tracking_uri"],
                "--port", str(port), "--log-level", "warning"]  # fmt: skip
     log = folder / "router.log"
-    process = start(
-        command, base, child_env(DURATION_ROUTER_TOKEN=token, **ROUTER_ENV), folder, log
-    )
+    extra = ROUTER_ENV | ({} if journal else {"DURATION_ROUTER_LOG_JOURNAL_DIR": ""})
+    process = start(command, base, child_env(DURATION_ROUTER_TOKEN=token, **extra), folder, log)
     key, label = (
         ("two", "duration-router, 2 variants 50/50")
         if challenger
         else ("one", "duration-router, 1 variant")
+        if journal
+        else ("nojournal", "duration-router, 1 variant, no journal")
     )
     server = Server(key, label, base, folder, log, process, True)
     headers = {"Authorization": f"Bearer {token}", "X-Actor": "bench_router.py"}
@@ -390,7 +401,7 @@ def last_lines(log: Path, lines: int = 12) -> str:
 
 
 def bench(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """Prepare, start the three servers, measure, stop them, read the prediction logs."""
+    """Prepare, start the four servers, measure, stop them, read the prediction logs."""
     files = prepare(folder)
     token = secrets.token_urlsafe(32)  # the routers' control token; never printed
     servers: list[Server] = []
@@ -400,6 +411,9 @@ def bench(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
         servers.append(start_direct(folder, files))
         servers.append(start_router(folder / "one", files, token, challenger=False))
         servers.append(start_router(folder / "two", files, token, challenger=True))
+        servers.append(
+            start_router(folder / "nojournal", files, token, challenger=False, journal=False)
+        )
         table = table_of(servers[2], token)
         result["runs"] = run_rounds(servers, files, args)
         after = table_of(servers[2], token)
@@ -471,7 +485,7 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> bool:
         f"{'share of direct req/s':>24}  (target >= {MIN_THROUGHPUT_SHARE:.0%})"
     )
     direct = runs["direct"]
-    for key in ("one", "two"):
+    for key in ("one", "two", "nojournal"):
         # Compared round by round (the same moment of the machine), then the median.
         added = statistics.median(
             r["p99_ms"] - d["p99_ms"] for r, d in zip(runs[key], direct, strict=True)
@@ -484,12 +498,25 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> bool:
             f"{share:>24.1%}  {verdict(share >= MIN_THROUGHPUT_SHARE)}"
         )
 
+    # The journal's cost: the same router with and without it, round by round.
+    share = statistics.median(
+        r["rps"] / n["rps"] for r, n in zip(runs["one"], runs["nojournal"], strict=True)
+    )
+    added = statistics.median(
+        r["p99_ms"] - n["p99_ms"] for r, n in zip(runs["one"], runs["nojournal"], strict=True)
+    )
+    print(
+        f"the crash journal's cost (1 variant, journal on vs off): {share:.1%} of the "
+        f"throughput, p99 {added:+.2f} ms  (target >= {MIN_JOURNAL_SHARE:.0%}: "
+        f"{verdict(share >= MIN_JOURNAL_SHARE)})"
+    )
+
     print("\nprediction logs, counted in the SQLite files after the routers stopped:")
     width = 46 if args.rounds > 1 else 36
     print(f"{'run':<{width}}{'wrk answers':>12}{'router 200s':>12}{'log rows':>10}  by variant")
     consistent = True
     in_flight = []
-    for key in ("one", "two"):
+    for key in ("one", "two", "nojournal"):
         log = result[key]["log"]
         for n, f in enumerate(runs[key], start=1):
             variants = log.get(f["prefix"], {})
@@ -501,7 +528,7 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> bool:
             )
             name = labels[key] + (f", round {n}" if args.rounds > 1 else "")
             print(f"{name:<{width}}{f['requests']:>12,}{f['answered']:>12,}{rows:>10,}  {split}")
-    for key in ("one", "two"):
+    for key in ("one", "two", "nojournal"):
         r = result[key]
         code = r["exit_code"]
         ended = f"ended on signal {-code}" if code < 0 else f"exited with code {code}"
@@ -528,7 +555,7 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> bool:
 
 
 def main() -> int:
-    """Set up, measure the three servers, print the tables; 1 when a log lost predictions."""
+    """Set up, measure the four servers, print the tables; 1 when a log lost predictions."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=15, help="seconds of each wrk run (15)")
     parser.add_argument("--connections", type=int, default=32, help="concurrent connections (32)")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -223,16 +224,28 @@ LOAD_SCRIPT = textwrap.dedent(
 )
 
 
+def log_rows(url: str, query: str) -> list[tuple[object, ...]]:
+    """Rows of a query on the prediction log (SQLite file or PostgreSQL), read by SQLAlchemy."""
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return [tuple(r) for r in connection.execute(sqlalchemy.text(query))]
+    finally:
+        engine.dispose()
+
+
 def test_zero_downtime_under_load(
     tracking_server: Server,
     env: dict[str, str],
     tmp_path: Path,
+    log_url: str,
     march_rides: list[dict[str, object]],
 ) -> None:
     """2,000 requests over about 10 s from another process while the table changes five times:
-    every request answers 200 and the log holds exactly one row per answer."""
+    every request answers 200 and the log holds exactly one row per answer (SQLite and
+    PostgreSQL)."""
     ensure_champion(tracking_server.url, env, tmp_path)
-    router = Router(tmp_path, tracking_server.url, env).start()
+    router = Router(tmp_path, tracking_server.url, env, log_url).start()
     try:
         rides = tmp_path / "rides.json"
         rides.write_text(json.dumps(march_rides[:200]))
@@ -260,14 +273,97 @@ def test_zero_downtime_under_load(
     finally:
         if router.process.poll() is None:  # type: ignore[union-attr]
             router.stop()
-    with sqlite3.connect(router.log_db) as db:
-        rows = db.execute(
-            "select count(*), count(distinct ride_id) from predictions"
-            " where ride_id like 'load-%' and not shadow"
-        ).fetchone()
-        actions = [row[0] for row in db.execute("select action from events order by id")]
-    assert rows == (2000, 2000)
+    rows = log_rows(
+        log_url,
+        "select count(*), count(distinct ride_id) from predictions"
+        " where ride_id like 'load-%' and not shadow",
+    )
+    actions = [row[0] for row in log_rows(log_url, "select action from events order by id")]
+    assert rows == [(2000, 2000)]
     assert actions == ["start", "deploy", "weight", "promote", "rollback", "remove"]
+
+
+#: Sends rides from 8 threads until the router stops answering; writes each 200 answer (and
+#: the ride it answered) as a JSON line as soon as it arrives.
+CRASH_LOAD = textwrap.dedent(
+    """
+    import json, sys, threading
+    import httpx
+    url, out = sys.argv[1], open(sys.argv[2], "a", buffering=1)
+    with open(sys.argv[3]) as handle:
+        rides = json.load(handle)
+    lock, down = threading.Lock(), threading.Event()
+
+    def worker(k):
+        with httpx.Client(timeout=10) as client:
+            i = k
+            while not down.is_set():
+                ride = rides[i % len(rides)] | {"ride_id": f"crash-{i}"}
+                try:
+                    answer = client.post(url, json=ride)
+                except httpx.HTTPError:
+                    down.set()
+                    break
+                if answer.status_code == 200:
+                    with lock:
+                        out.write(json.dumps({"ride": ride, "answer": answer.json()}) + "\\n")
+                i += 8
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    """
+)
+
+
+def test_no_answered_prediction_is_lost_when_the_router_is_killed(
+    tracking_server: Server,
+    env: dict[str, str],
+    tmp_path: Path,
+    log_url: str,
+    march_rides: list[dict[str, object]],
+) -> None:
+    """Under load from another process, ``kill -9`` the router after 1,500 answers; once
+    restarted, every request that got a 200 has its row, with the version and inputs it was
+    answered with (before the journal: 1,482 rows for 1,501 answers)."""
+    ensure_champion(tracking_server.url, env, tmp_path)
+    router = Router(tmp_path, tracking_server.url, env, log_url).start()
+    answered_file, rides = tmp_path / "answered.jsonl", tmp_path / "rides.json"
+    rides.write_text(json.dumps(march_rides))
+    load = subprocess.Popen(
+        [sys.executable, "-c", CRASH_LOAD, f"{router.url}/predict", str(answered_file), str(rides)],
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not answered_file.exists() or answered_file.read_text().count("\n") < 1_500:
+            assert time.monotonic() < deadline, "the load did not reach 1,500 answers"
+            time.sleep(0.02)
+        router.kill()
+        assert load.wait(timeout=60) == 0
+    finally:
+        if load.poll() is None:
+            load.kill()
+    answered = [json.loads(line) for line in answered_file.read_text().splitlines()]
+    assert len(answered) >= 1_500
+    router.start()  # the same folder: its journal is replayed into the log
+    assert router.stop() in GRACEFUL
+    logged = {
+        ride_id: (version, prediction, pu, do, distance)
+        for ride_id, version, prediction, pu, do, distance in log_rows(
+            log_url,
+            "select ride_id, model_version, prediction, pu_location_id, do_location_id,"
+            " trip_distance from predictions where ride_id like 'crash-%' and not shadow",
+        )
+    }
+    missing = [a["ride"]["ride_id"] for a in answered if a["ride"]["ride_id"] not in logged]
+    assert missing == []
+    for a in answered:
+        version, prediction, pu, do, distance = logged[a["ride"]["ride_id"]]
+        assert version == a["answer"]["model_version"]
+        assert prediction == pytest.approx(a["answer"]["duration"], abs=1e-9)
+        assert (pu, do) == (a["ride"]["PULocationID"], a["ride"]["DOLocationID"])
+        assert distance == pytest.approx(a["ride"]["trip_distance"])
 
 
 def test_registry_down_keeps_serving_and_deploys_answer_503(

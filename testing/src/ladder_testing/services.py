@@ -75,14 +75,19 @@ def mlflow_server(folder: Path) -> Iterator[Server]:
 
 
 class RouterProcess:
-    """A ``duration-router`` process on a free port (the same port across restarts)."""
+    """A ``duration-router`` process on a free port (the same port across restarts), working in
+    ``folder`` (its prediction-log journal is there); its prediction log is ``log_url``, by
+    default the SQLite file :attr:`log_db`."""
 
-    def __init__(self, folder: Path, tracking_uri: str, env: dict[str, str]) -> None:
+    def __init__(
+        self, folder: Path, tracking_uri: str, env: dict[str, str], log_url: str | None = None
+    ) -> None:
         self.folder, self.tracking_uri, self.env = folder, tracking_uri, env
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
         self.log_db = folder / "prediction_log.db"
+        self.log_url = log_url or f"sqlite:///{self.log_db}"
         self.log = folder / "router.log"
 
     def start(self) -> RouterProcess:
@@ -94,7 +99,7 @@ class RouterProcess:
                 "--port",
                 str(self.port),
                 "--prediction-log",
-                f"sqlite:///{self.log_db}",
+                self.log_url,
             ],
             env=self.env,
             cwd=self.folder,
