@@ -4,6 +4,8 @@
 #              chromium, chromium-browser, google-chrome; or LADDER_BROWSER=/path)
 #   promtool   Prometheus' linter, run on both services' /metrics (Debian package prometheus)
 #   java       Apache Spark, for duration-score --engine spark (openjdk-17-jre-headless)
+#   postgresql level 3's prediction log and level 2's MLflow backend store on a real PostgreSQL
+#              (the tests start their own throwaway server with initdb/postgres)
 # Debian/Ubuntu (apt) only; elsewhere it says what to install. `.ci/run` calls it.
 set -euo pipefail
 
@@ -17,6 +19,9 @@ if ! command -v promtool >/dev/null 2>&1; then
 fi
 if ! command -v java >/dev/null 2>&1 && [ -z "${JAVA_HOME:-}" ]; then
     missing+=(openjdk-17-jre-headless)
+fi
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    missing+=(postgresql)
 fi
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

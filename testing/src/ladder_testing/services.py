@@ -29,8 +29,11 @@ class Server:
     folder: Path
 
 
-def start_mlflow_server(folder: Path, *, port: int | None = None) -> Server:
-    """``mlflow server`` with a SQLite backend store and an artifacts folder under ``folder``
+def start_mlflow_server(
+    folder: Path, *, port: int | None = None, backend_store_uri: str | None = None
+) -> Server:
+    """``mlflow server`` with a backend store (default a SQLite file under ``folder``; a
+    ``postgresql+psycopg://`` URL for PostgreSQL) and an artifacts folder under ``folder``
     (one worker), answering ``/health``."""
     folder.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
@@ -46,7 +49,7 @@ def start_mlflow_server(folder: Path, *, port: int | None = None) -> Server:
             "--workers",
             "1",
             "--backend-store-uri",
-            f"sqlite:///{folder / 'server.db'}",
+            backend_store_uri or f"sqlite:///{folder / 'server.db'}",
             "--artifacts-destination",
             str(folder / "artifacts"),
         ],
@@ -64,9 +67,9 @@ def start_mlflow_server(folder: Path, *, port: int | None = None) -> Server:
 
 
 @contextmanager
-def mlflow_server(folder: Path) -> Iterator[Server]:
+def mlflow_server(folder: Path, *, backend_store_uri: str | None = None) -> Iterator[Server]:
     """:func:`start_mlflow_server`, stopped on exit."""
-    server = start_mlflow_server(folder)
+    server = start_mlflow_server(folder, backend_store_uri=backend_store_uri)
     try:
         yield server
     finally:
