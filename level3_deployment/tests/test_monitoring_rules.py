@@ -1,14 +1,15 @@
-"""``monitoring/``: the router's Prometheus rules.
+"""``monitoring/``: the router's Prometheus rules and its Grafana dashboard.
 
 Prometheus' own checker accepts the rules and the example configuration; the rules' unit tests
-(``rules_test.yml``) pass, and fail once a threshold is changed; every metric name a rule uses
-is one a router's ``/metrics`` exposes (a router in process that predicted, received feedback
-and ran its scheduled monitor), or a recording rule of ``rules.yml``. Without ``promtool``
-these skip (they fail under CI).
+(``rules_test.yml``) pass, and fail once a threshold is changed; every metric name a rule or a
+dashboard panel uses is one a router's ``/metrics`` exposes (a router in process that predicted,
+received feedback and ran its scheduled monitor), or a recording rule of ``rules.yml``; every
+panel's expression parses as PromQL. Without ``promtool`` these skip (they fail under CI).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -29,6 +30,7 @@ from ladder_testing.router import AUTH, TrainedRegistry, metric_value, router_se
 
 MONITORING = Path(__file__).resolve().parents[1] / "monitoring"
 RULES = MONITORING / "rules.yml"
+DASHBOARD = MONITORING / "grafana-dashboard.json"
 #: A metric name in PromQL: a recording rule's (``level:metric:operations``) or the router's.
 NAME = re.compile(r"\b(?:[a-z_]+:[a-z0-9_:]+|duration_[a-z0-9_]+)\b")
 
@@ -48,6 +50,16 @@ def rules() -> list[dict[str, Any]]:
 def names_in(expr: str) -> set[str]:
     """The metric names ``expr`` reads (quoted label values left out)."""
     return set(NAME.findall(re.sub(r'"[^"]*"', '""', expr)))
+
+
+def dashboard_targets() -> list[tuple[str, dict[str, Any]]]:
+    board = json.loads(DASHBOARD.read_text())
+    return [
+        (panel["title"], target)
+        for panel in board["panels"]
+        if panel["type"] != "row"
+        for target in panel["targets"]
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +156,56 @@ def test_every_name_in_the_rules_is_exposed_or_recorded(exposed: set[str]) -> No
     used = set().union(*(names_in(rule["expr"]) for rule in rules()))
     assert "duration_router_log_rows_dropped_total" in used
     assert used - exposed - recorded == set()
+
+
+def test_every_recording_rule_is_used_by_another_rule_or_a_panel() -> None:
+    recorded = {rule["record"] for rule in rules() if "record" in rule}
+    in_rules = set().union(*(names_in(rule["expr"]) for rule in rules()))
+    panels = set().union(*(names_in(target["expr"]) for _, target in dashboard_targets()))
+    assert recorded - in_rules - panels == set()
+
+
+def test_the_dashboard_is_valid_and_covers_the_router() -> None:
+    board = json.loads(DASHBOARD.read_text())
+    assert board["uid"] == "duration-router"
+    panels = board["panels"]
+    assert len({p["id"] for p in panels}) == len(panels)
+    rows = [p["title"] for p in panels if p["type"] == "row"]
+    assert rows == ["Traffic", "Latency", "Errors", "Drift", "A/B test", "Scheduled monitor"]
+    for panel in (p for p in panels if p["type"] != "row"):
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+        refs = [t["refId"] for t in panel["targets"]]
+        assert refs, panel["title"]
+        assert len(set(refs)) == len(refs), panel["title"]
+    assert [v["name"] for v in board["templating"]["list"]] == ["datasource"]
+
+
+def test_every_dashboard_expression_parses_as_promql(tmp_path: Path) -> None:
+    targets = dashboard_targets()
+    records = [
+        {"record": f"dashboard:panel:{i}", "expr": target["expr"]}
+        for i, (_, target) in enumerate(targets)
+    ]
+    # JSON is YAML: promtool reads the file as it reads rules.yml.
+    (tmp_path / "panels.yml").write_text(
+        json.dumps({"groups": [{"name": "dashboard", "rules": records}]})
+    )
+    checked = promtool("check", "rules", "panels.yml", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"SUCCESS: {len(targets)} rules found" in checked.stdout
+    # And promtool does refuse a broken one.
+    records.append({"record": "dashboard:broken", "expr": "sum by (variant) (rate(x[5m])"})
+    (tmp_path / "panels.yml").write_text(
+        json.dumps({"groups": [{"name": "dashboard", "rules": records}]})
+    )
+    assert promtool("check", "rules", "panels.yml", cwd=tmp_path).returncode == 1
+
+
+def test_every_name_on_the_dashboard_is_exposed_or_recorded(exposed: set[str]) -> None:
+    recorded = {rule["record"] for rule in rules() if "record" in rule}
+    for title, target in dashboard_targets():
+        used = names_in(target["expr"])
+        assert used, (title, target["expr"])
+        assert used - exposed - recorded == set(), title
