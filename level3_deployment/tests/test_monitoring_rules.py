@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from duration_deployment.config import RouterSettings
 from duration_deployment.main import create_app
 from duration_deployment.replay import load_replay
-from ladder_testing.programs import PROMETHEUS_HINT, require_program
+from ladder_testing.programs import PROMETHEUS_HINT, promtool_problems, require_program
 from ladder_testing.router import AUTH, TrainedRegistry, metric_value, router_settings
 
 MONITORING = Path(__file__).resolve().parents[1] / "monitoring"
@@ -67,7 +67,8 @@ def exposed(
     trained_registry: TrainedRegistry, tmp_path_factory: pytest.TempPathFactory
 ) -> set[str]:
     """The sample names of a router's ``/metrics`` once it has predicted 1,500 rides of
-    green 2021-02, received their actual durations, answered a 422 and run its monitor."""
+    green 2021-02, received their actual durations, answered a 422 and run its monitor (the
+    exposition passes ``promtool check metrics``)."""
     folder = tmp_path_factory.mktemp("rules-router")
     shutil.copyfile(trained_registry.database, folder / "mlflow.db")
     settings: RouterSettings = router_settings(
@@ -88,6 +89,7 @@ def exposed(
             assert time.monotonic() < deadline, "no scheduled monitoring run"
             time.sleep(0.05)
         text = client.get("/metrics").text
+    assert promtool_problems(text) == ""  # Prometheus' linter accepts every new series
     return {s.name for family in text_string_to_metric_families(text) for s in family.samples}
 
 
