@@ -2,7 +2,9 @@
 # The system programs the tests need, each installed only where it is missing.
 #   chromium   level 3's report pages, checked in a headless browser (any Chromium or Chrome:
 #              chromium, chromium-browser, google-chrome; or LADDER_BROWSER=/path)
-#   promtool   Prometheus' linter, run on both services' /metrics (Debian package prometheus)
+#   promtool   Prometheus' linter and rule checker, run on both services' /metrics and the
+#              rules (Debian package prometheus, which also has the prometheus server that
+#              level 3's test_prometheus.py runs)
 #   java       Apache Spark, for duration-score --engine spark (openjdk-17-jre-headless)
 #   postgresql level 3's prediction log and level 2's MLflow backend store on a real PostgreSQL
 #              (the tests start their own throwaway server with initdb/postgres)
@@ -14,7 +16,7 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
     && ! command -v google-chrome >/dev/null 2>&1 && [ -z "${LADDER_BROWSER:-}" ]; then
     missing+=(chromium)
 fi
-if ! command -v promtool >/dev/null 2>&1; then
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
     missing+=(prometheus)
 fi
 if ! command -v java >/dev/null 2>&1 && [ -z "${JAVA_HOME:-}" ]; then

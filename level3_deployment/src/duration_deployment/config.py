@@ -68,6 +68,10 @@ class RouterSettings(ServiceSettings):
             MSE: decisions come quickest for effects near it.
         history_depth: Earlier routing tables kept in memory for ``/rollback``.
         max_shadows: Most shadow variants at once (each predicts a copy of every ride).
+        monitor_interval_seconds: Seconds between two scheduled monitoring runs (the drift
+            and A/B reports recomputed off the request path, their gauges set; the first run
+            one interval after start-up); 0 turns the schedule off (the gauges then move only
+            when someone reads ``/monitoring/report``). See ``monitor_loop.py``.
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
@@ -101,6 +105,8 @@ class RouterSettings(ServiceSettings):
     history_depth: int = Field(default=20, ge=1, le=1_000)
     max_shadows: int = Field(default=3, ge=0, le=20)
     port: int = Field(default=8100, ge=1, le=65_535)
+    # -- the scheduled monitor (monitor_loop.py) --
+    monitor_interval_seconds: float = Field(default=60.0, ge=0, le=86_400)
 
     @field_validator("log_journal_dir", mode="before")
     @classmethod

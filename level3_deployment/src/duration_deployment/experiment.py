@@ -15,6 +15,7 @@ import dataclasses
 import pandas as pd
 
 from duration_deployment import analysis
+from duration_deployment.config import RouterSettings
 from duration_deployment.history import TABLE_ACTIONS, experiment_start
 from duration_deployment.prediction_log import PredictionLog
 from duration_deployment.routing import CHAMPION, VARIANT_HEADER
@@ -123,3 +124,24 @@ def ab_report(
     if (note := left_out.note()) is not None:
         notes.append(note)
     return dataclasses.replace(report, notes=notes), frame
+
+
+def configured_ab_report(
+    settings: RouterSettings, log: PredictionLog, challenger: str, since: int | None = None
+) -> tuple[analysis.ABReport, pd.DataFrame]:
+    """:func:`ab_report` with the router's settings (``ab_alpha``, ``ab_min_detectable_effect``,
+    ``ab_design``, ``ab_mixture_scale``): what ``GET /ab/report`` and the scheduled monitor
+    compute, the one place both get their test from.
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: The log database is unavailable.
+    """
+    return ab_report(
+        log,
+        challenger=challenger,
+        alpha=settings.ab_alpha,
+        min_detectable_effect=settings.ab_min_detectable_effect,
+        design=settings.ab_design,
+        mixture_scale=settings.ab_mixture_scale,
+        since=since,
+    )

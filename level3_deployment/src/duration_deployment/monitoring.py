@@ -67,13 +67,14 @@ def variant_drift(log: PredictionLog, variant: Variant, window: int) -> dict[str
 def monitoring_report(
     log: PredictionLog, table: RoutingTable, metrics: RouterMetrics, *, window: int
 ) -> dict[str, Any]:
-    """Drift of every deployed variant (``GET /monitoring/report``); the drift gauges of
-    each variant with figures are set from it.
+    """Drift of every deployed variant (``GET /monitoring/report`` and the scheduled
+    monitor, ``monitor_loop.py``); the drift gauges show exactly the variants with figures.
 
     Args:
         log: The prediction log.
         table: The routing table whose variants are reported.
-        metrics: Where ``duration_router_drift_psi`` and the unseen-pair share are shown.
+        metrics: Where ``duration_router_drift_psi``, the unseen-pair share and
+            ``duration_router_drift_detected`` are shown.
         window: Logged predictions per variant compared with the profile.
 
     Returns:
@@ -82,10 +83,6 @@ def monitoring_report(
     Raises:
         sqlalchemy.exc.SQLAlchemyError: The log database is unavailable.
     """
-    variants = []
-    for variant in table.variants:
-        entry = variant_drift(log, variant, window)
-        if "drifted" in entry:
-            metrics.show_drift(variant.name, entry)
-        variants.append(entry)
+    variants = [variant_drift(log, variant, window) for variant in table.variants]
+    metrics.show_drift_report(variants)
     return {"window": window, "variants": variants, "generated_at": _iso(time.time())}

@@ -375,6 +375,12 @@ class PredictionLog:
                 connection.execute(select(func.count()).select_from(predictions)).scalar_one()
             )
 
+    def last_feedback_at(self) -> float | None:
+        """Unix time (seconds) the newest stored actual duration arrived; None when none has."""
+        with self._opened().connect() as connection:
+            at = connection.execute(select(func.max(feedback.c.received_at))).scalar()
+        return None if at is None else float(at.timestamp())
+
 
 def note_detail(kind: str, summary: str, data: dict[str, Any]) -> str:
     """The ``detail`` text of a note event: JSON with ``kind`` first (:meth:`history`

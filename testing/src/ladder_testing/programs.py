@@ -15,6 +15,11 @@ import pytest
 #: Where a browser is looked for, in order, after ``$LADDER_BROWSER``.
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 BROWSER_HINT = "apt-get install chromium (Debian/Ubuntu), or set LADDER_BROWSER=/path/to/chrome"
+#: How to get ``promtool`` and ``prometheus`` (one Debian package has both).
+PROMETHEUS_HINT = (
+    "apt-get install prometheus (Debian/Ubuntu: promtool and the server), "
+    "or bash scripts/ci/system-deps.sh"
+)
 
 
 def in_ci() -> bool:
@@ -58,9 +63,7 @@ def promtool_problems(exposition: str) -> str:
 
     Raises:
         AssertionError: promtool could not read the text at all (a parse error, exit 3)."""
-    promtool = require_program(
-        ["promtool"], "apt-get install prometheus (Debian/Ubuntu; it provides promtool)"
-    )
+    promtool = require_program(["promtool"], PROMETHEUS_HINT)
     done = subprocess.run(
         [promtool, "check", "metrics"],
         input=exposition,

@@ -16,10 +16,8 @@ from duration_deployment.api.deps import (
     SettingsDep,
 )
 from duration_deployment.api.responses import PAGE_ERRORS, REPORT_ERRORS
-from duration_deployment.config import RouterSettings
-from duration_deployment.experiment import ab_report
+from duration_deployment.experiment import configured_ab_report
 from duration_deployment.monitoring import monitoring_report
-from duration_deployment.prediction_log import PredictionLog
 from duration_deployment.routing import CHALLENGER, CHAMPION, VARIANT_NAME
 
 router = APIRouter(tags=["reports"])
@@ -46,20 +44,6 @@ Since = Annotated[
 ]
 
 
-def _ab(
-    settings: RouterSettings, log: PredictionLog, challenger: str, since: int | None = None
-) -> Any:
-    return ab_report(
-        log,
-        challenger=challenger,
-        alpha=settings.ab_alpha,
-        min_detectable_effect=settings.ab_min_detectable_effect,
-        design=settings.ab_design,
-        mixture_scale=settings.ab_mixture_scale,
-        since=since,
-    )
-
-
 @router.get("/ab/report", responses=REPORT_ERRORS)
 async def ab_json(
     settings: SettingsDep,
@@ -71,7 +55,9 @@ async def ab_json(
     """Per-variant counts, RMSE, MAE, latency and error rate; the challenger's difference in
     squared error with its confidence interval and p-value; the verdict."""
     name = _challenger(challenger)
-    report, _ = await anyio.to_thread.run_sync(_ab, settings, log, name, since, limiter=limiter)
+    report, _ = await anyio.to_thread.run_sync(
+        configured_ab_report, settings, log, name, since, limiter=limiter
+    )
     result: dict[str, Any] = report.to_dict()
     return result
 
@@ -88,7 +74,7 @@ async def ab_html(
     name = _challenger(challenger)
 
     def render() -> str:
-        return report_html.render_ab_html(*_ab(settings, log, name, since))
+        return report_html.render_ab_html(*configured_ab_report(settings, log, name, since))
 
     return HTMLResponse(await anyio.to_thread.run_sync(render, limiter=limiter))
 
