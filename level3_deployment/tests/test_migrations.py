@@ -44,7 +44,7 @@ from duration_deployment.log_migrations import (
     upgrade,
 )
 from duration_deployment.main import create_app
-from duration_deployment.prediction_log import PredictionLog
+from duration_deployment.prediction_log import PredictionLog, make_engine
 from ladder_testing.net import free_port
 from ladder_testing.router import AUTH, TOKEN, router_settings
 from ladder_testing.services import BIN
@@ -201,9 +201,34 @@ def test_a_new_router_upgrades_an_old_log_and_keeps_every_row(
     assert frame.iloc[-1]["at"] > dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp()
 
 
+def test_a_migration_that_fails_half_way_leaves_the_old_schema_and_rows(
+    log_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = fill_old_log(log_url, forced=False)
+
+    def disk_full(name: str, *_args: object, **_kwargs: object) -> None:
+        raise OSError(f"creating {name}: no space left on device")
+
+    monkeypatch.setattr("alembic.op.create_table", disk_full)  # 0004, after 0002 and 0003 ran
+    engine = make_engine(log_url)
+    with pytest.raises(OSError, match="creating journal_checkpoints"):
+        upgrade(engine)
+    monkeypatch.undo()
+    with engine.connect() as connection:
+        tables = set(inspect(connection).get_table_names())
+        columns = {c["name"] for c in inspect(connection).get_columns("predictions")}
+        at = list(connection.execute(text("select at from predictions order by id")).scalars())
+    assert tables == {"predictions", "feedback", "events"}  # no alembic_version, no leftovers
+    assert "forced" not in columns
+    assert at == pytest.approx([r["at"] for r in old], abs=1e-9)  # still Unix seconds
+    assert upgrade(engine).pending == ("0002", "0003", "0004")  # and it upgrades afterwards
+    assert revision_of(log_url) == "0004"
+    engine.dispose()
+
+
 def test_every_revision_goes_down_and_up_again(log_url: str) -> None:
     fill_old_log(log_url, forced=True)
-    engine = create_engine(log_url)
+    engine = make_engine(log_url)
     try:
         upgrade(engine)
         config = alembic_config()
@@ -229,7 +254,7 @@ def test_every_revision_goes_down_and_up_again(log_url: str) -> None:
 
 def test_a_log_from_a_newer_release_is_refused_untouched(log_url: str, tmp_path: Path) -> None:
     PredictionLog(log_url).open().close()
-    engine = create_engine(log_url)
+    engine = make_engine(log_url)
     with engine.begin() as connection:
         connection.execute(text("update alembic_version set version_num = '0099'"))
     with pytest.raises(SchemaTooNewError, match=r"revision 0099.*its newest is 0004"):

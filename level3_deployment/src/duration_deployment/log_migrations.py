@@ -111,8 +111,10 @@ def schema_state(engine: Engine) -> SchemaState:
 
 
 def upgrade(engine: Engine) -> SchemaState:
-    """Upgrade the database to :func:`head_revision`, in one transaction where the database
-    allows it (PostgreSQL; SQLite commits each table rebuild); a no-op when it is there.
+    """Upgrade the database to :func:`head_revision` in one transaction (SQLite and PostgreSQL
+    both roll DDL back: a failure or a kill half-way leaves the schema as it was); a no-op when
+    it is there. Give it an engine of :func:`~duration_deployment.prediction_log.make_engine`
+    for SQLite (the driver's own transaction handling would commit DDL statement by statement).
 
     Returns:
         The state before the upgrade (``pending`` lists what was applied).

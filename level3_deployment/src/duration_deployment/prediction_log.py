@@ -54,16 +54,24 @@ FRAME_COLUMNS = (
 
 def make_engine(url: str) -> Engine:
     """A SQLAlchemy engine; SQLite files get WAL mode, ``synchronous=NORMAL`` and a 10 s busy
-    timeout, so report queries and the writer do not block each other."""
+    timeout, so report queries and the writer do not block each other, and transactions that
+    SQLite itself begins and ends, DDL included, so that a migration that fails or is killed
+    half-way leaves the old schema (SQLAlchemy's recipe for pysqlite: the driver's own
+    transaction handling would commit each table rebuild on its own)."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 10, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
         def _pragmas(connection: Any, _record: Any) -> None:
+            connection.isolation_level = None  # the driver leaves BEGIN/COMMIT to us
             cursor = connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True)

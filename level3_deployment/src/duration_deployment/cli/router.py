@@ -108,7 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = prediction_log(settings)
     try:
         log.open()
-    except (SQLAlchemyError, SchemaTooNewError, JournalError) as exc:
+    except (SchemaTooNewError, JournalError) as exc:  # their messages name the log
+        print(f"duration-router: {exc}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         print(f"duration-router: the prediction log {log.database}: {reason}", file=sys.stderr)
         return 1
