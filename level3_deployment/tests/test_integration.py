@@ -24,6 +24,7 @@ import pytest
 import sqlalchemy
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from released_logs import OLD_ROWS, fill_old_log
 
 from duration_core import read_trips
 from ladder_testing import GRACEFUL, stop_process
@@ -364,6 +365,28 @@ def test_no_answered_prediction_is_lost_when_the_router_is_killed(
         assert prediction == pytest.approx(a["answer"]["duration"], abs=1e-9)
         assert (pu, do) == (a["ride"]["PULocationID"], a["ride"]["DOLocationID"])
         assert distance == pytest.approx(a["ride"]["trip_distance"])
+
+
+def test_a_router_process_upgrades_a_log_of_the_first_release(
+    tracking_server: Server, env: dict[str, str], tmp_path: Path, log_url: str
+) -> None:
+    """A ``duration-router`` started on a log written by the first release (no ``forced``,
+    Unix-second timestamps, no migrations table) upgrades it, keeps its rows and serves."""
+    ensure_champion(tracking_server.url, env, tmp_path)
+    fill_old_log(log_url, forced=False)
+    router = Router(tmp_path, tracking_server.url, env, log_url).start()
+    try:
+        ride = {"PULocationID": 43, "DOLocationID": 151, "trip_distance": 1.5, "ride_id": "new"}
+        assert httpx.post(f"{router.url}/predict", json=ride, timeout=30).status_code == 200
+        for route in ("/ab/report", "/monitoring/report", "/history"):
+            assert httpx.get(router.url + route, headers=AUTH, timeout=60).status_code == 200
+    finally:
+        assert router.stop() in GRACEFUL
+    assert log_rows(log_url, "select version_num from alembic_version") == [("0004",)]
+    assert log_rows(log_url, "select count(*) from predictions where ride_id like 'old-%'") == [
+        (OLD_ROWS,)
+    ]
+    assert log_rows(log_url, "select count(*) from predictions where ride_id = 'new'") == [(1,)]
 
 
 def test_registry_down_keeps_serving_and_deploys_answer_503(
