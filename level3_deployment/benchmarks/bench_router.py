@@ -361,12 +361,13 @@ def run_rounds(
     servers: list[Server], files: dict[str, Any], args: argparse.Namespace
 ) -> dict[str, list[dict]]:
     """Warm every server up, then ``rounds`` times: one wrk run against each server in turn
-    (interleaved, so a slower moment of the machine does not land on one server only)."""
+    (interleaved, so a slower moment of the machine does not land on one server only; every
+    other round in reverse order, so that no server always runs first or last)."""
     for server in servers:
         wrk(f"{server.base}/predict", files, f"warm{server.key}", args.warmup, args.connections)
     runs: dict[str, list[dict]] = {s.key: [] for s in servers}
     for n in range(1, args.rounds + 1):
-        for server in servers:
+        for server in servers if n % 2 else servers[::-1]:
             print(f"round {n}/{args.rounds}: {server.label} ...", flush=True)
             spy = None
             if args.profile and server.key == "two" and n == args.rounds:
