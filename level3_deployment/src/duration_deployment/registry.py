@@ -58,7 +58,7 @@ T = TypeVar("T")
 #: MLflow's error codes for an HTTP 401 and 403 (``mlflow.utils.rest_utils.get_error_code``).
 _REFUSED = {"UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403}
 #: What each call needs on a server that runs MLflow's basic-auth app (level 3's README,
-#: "Registry permissions"; measured on MLflow 3.17's validators).
+#: "An authenticated registry"; measured on MLflow 3.17).
 NEEDS_READ = "READ on the registered model and on the experiment of its runs"
 NEEDS_EDIT = "EDIT on the registered model"
 NEEDS_MANAGE = "MANAGE on the registered model (MLflow gates deleting an alias on it)"

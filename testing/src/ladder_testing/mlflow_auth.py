@@ -4,9 +4,9 @@ configuration, its users and their grants (MLflow 3.17's REST API, as the admin)
 ``default_permission`` is ``NO_PERMISSIONS``: a user sees nothing it was not granted and
 nothing it did not create (MLflow makes the creator of an experiment or a registered model
 its ``MANAGE`` owner). So the grants below are the whole of what each user of the ladder can
-do, and the tests that run with them show they are enough (level 3's README, "Registry
-permissions"). With MLflow's default ``READ``, every account could read every model and run,
-and a test could not show what the router needs.
+do, and the tests that run with them show they are enough (level 3's README, "An
+authenticated registry"). With MLflow's default ``READ``, every account could read every model
+and run, and a test could not show what the router needs.
 """
 
 from __future__ import annotations
