@@ -1,6 +1,7 @@
-"""The pipeline against a real ``mlflow server`` whose backend store is a real PostgreSQL
-(``--backend-store-uri postgresql+psycopg://...``): runs, metrics, the registered version and
-its alias land in PostgreSQL's tables and read back through the server."""
+"""The pipeline against a real ``mlflow server`` (MLflow's basic-auth app, the pipeline's own
+user) whose backend store is a real PostgreSQL (``--backend-store-uri
+postgresql+psycopg://...``): runs, metrics, the registered version and its alias land in
+PostgreSQL's tables and read back through the server."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sqlalchemy
 from mlflow.tracking import MlflowClient
 
 from duration_training import PipelineConfig, run_pipeline
+from ladder_testing.mlflow_auth import PIPELINE_GRANTS
 from ladder_testing.postgres import postgres_server
 from ladder_testing.services import mlflow_server
 
@@ -26,6 +28,8 @@ def test_the_pipeline_tracks_and_registers_on_a_postgresql_backend_store(
     with postgres_server() as postgres:
         store = postgres.create_database("mlflow")
         with mlflow_server(tmp_path / "server", backend_store_uri=store) as server:
+            for name, value in server.add_user("pipeline", PIPELINE_GRANTS).env.items():
+                monkeypatch.setenv(name, value)
             result = run_pipeline(
                 ["green:2021-01"], "green:2021-02", tracking_uri=server.url,
                 config=PipelineConfig(candidates=("linear",)),
@@ -36,9 +40,7 @@ def test_the_pipeline_tracks_and_registers_on_a_postgresql_backend_store(
         engine = sqlalchemy.create_engine(store)
         with engine.connect() as db:
             runs = db.execute(sqlalchemy.text("select count(*) from runs")).scalar()
-            versions = db.execute(
-                sqlalchemy.text("select name, version from model_versions")
-            ).all()
+            versions = db.execute(sqlalchemy.text("select name, version from model_versions")).all()
             aliases = db.execute(
                 sqlalchemy.text("select alias, version from registered_model_aliases")
             ).all()

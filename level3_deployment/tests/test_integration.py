@@ -4,7 +4,12 @@ The story a workshop follows: the level-2 pipeline registers v1 (linear, champio
 tracking server; a router starts and deploys it from the alias; ``duration-deploy pipeline``
 trains v2 (gbm) and deploys it as challenger at 10% in one call; rides are routed 90/10;
 promote and rollback move the MLflow aliases; a restarted router comes back with the same
-table. Then the zero-downtime test, and last the registry going away.
+table. Then the zero-downtime test, a router whose credentials the registry refuses, and last
+the registry going away.
+
+The server runs MLflow's basic-auth app: the pipeline (and ``duration-deploy pipeline``) runs
+as the user ``pipeline``, each router as the user ``router`` with
+:data:`~ladder_testing.mlflow_auth.ROUTER_GRANTS`, the grants level 3's README lists.
 """
 
 from __future__ import annotations
@@ -22,14 +27,15 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 from released_logs import OLD_ROWS, fill_old_log
 
 from duration_core import read_trips
-from ladder_testing import GRACEFUL, stop_process
+from ladder_testing import GRACEFUL, mlflow_auth, stop_process
+from ladder_testing.mlflow_auth import PIPELINE_GRANTS, READER_GRANTS, ROUTER_GRANTS
 from ladder_testing.router import AUTH, TOKEN
 from ladder_testing.services import BIN, RouterProcess, Server, mlflow_server
+
+MODEL = "nyc-taxi-duration"
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +45,7 @@ def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     environment = {
         k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DURATION_"))
     }
@@ -52,6 +58,18 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return environment
 
 
+@pytest.fixture(scope="module")
+def env(base_env: dict[str, str], tracking_server: Server) -> dict[str, str]:
+    """The pipeline's: ``duration-pipeline`` and ``duration-deploy``."""
+    return base_env | tracking_server.add_user("pipeline", PIPELINE_GRANTS).env
+
+
+@pytest.fixture(scope="module")
+def router_env(base_env: dict[str, str], tracking_server: Server) -> dict[str, str]:
+    """The routers'."""
+    return base_env | tracking_server.add_user("router", ROUTER_GRANTS).env
+
+
 def run(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 300) -> str:
     done = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, f"{args[0]} failed ({done.returncode}):\n{done.stderr[-3000:]}"
@@ -59,24 +77,45 @@ def run(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 300) -
 
 
 class Router(RouterProcess):
-    """A ``duration-router`` process with the control token of these tests."""
+    """A ``duration-router`` process with the control token of these tests; ``duration-deploy``
+    runs with ``cli_env`` (the pipeline's user: ``duration-deploy pipeline`` trains)."""
+
+    def __init__(
+        self,
+        folder: Path,
+        tracking_uri: str,
+        env: dict[str, str],
+        cli_env: dict[str, str],
+        log_url: str | None = None,
+    ) -> None:
+        super().__init__(folder, tracking_uri, env, log_url)
+        self.cli_env = cli_env
 
     def start(self) -> Router:
         super().start()
         return self
 
     def deploy_cli(self, *args: str) -> str:
-        return run([str(BIN / "duration-deploy"), "--url", self.url, *args], self.env, self.folder)
+        command = [str(BIN / "duration-deploy"), "--url", self.url, *args]
+        return run(command, self.cli_env, self.folder)
 
     def table(self, token: str = TOKEN) -> dict[str, tuple[str, float, bool]]:
         return super().table(token)
 
 
-def aliases(tracking_uri: str) -> dict[str, str]:
-    model = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri).get_registered_model(
-        "nyc-taxi-duration"
+def aliases(server: Server) -> dict[str, str]:
+    """``{alias: version}`` of the model as the admin reads it; empty before it is registered."""
+    answer = httpx.get(
+        f"{server.url}/api/2.0/mlflow/registered-models/get",
+        params={"name": MODEL},
+        auth=server.admin.auth,
+        timeout=30,
     )
-    return {alias: str(version) for alias, version in model.aliases.items()}
+    if answer.status_code == 404:
+        return {}
+    assert answer.status_code == 200, answer.text
+    found = answer.json()["registered_model"].get("aliases", [])
+    return {a["alias"]: str(a["version"]) for a in found}
 
 
 def train_linear(uri: str, env: dict[str, str], folder: Path) -> None:
@@ -89,14 +128,10 @@ def train_linear(uri: str, env: dict[str, str], folder: Path) -> None:
     )  # fmt: skip
 
 
-def ensure_champion(uri: str, env: dict[str, str], folder: Path) -> None:
+def ensure_champion(server: Server, env: dict[str, str], folder: Path) -> None:
     """Register v1 when this test runs alone (the first test of the module registers it)."""
-    try:
-        if "champion" in aliases(uri):
-            return
-    except MlflowException:  # no registered model yet
-        pass
-    train_linear(uri, env, folder)
+    if "champion" not in aliases(server):
+        train_linear(server.url, env, folder)
 
 
 @pytest.fixture(scope="module")
@@ -116,14 +151,15 @@ def march_rides() -> list[dict[str, object]]:
 def test_train_deploy_route_promote_rollback_restart(
     tracking_server: Server,
     env: dict[str, str],
+    router_env: dict[str, str],
     tmp_path: Path,
     march_rides: list[dict[str, object]],
 ) -> None:
     uri = tracking_server.url
     train_linear(uri, env, tmp_path)
-    assert aliases(uri) == {"champion": "1", "challenger": "1"}
+    assert aliases(tracking_server) == {"champion": "1", "challenger": "1"}
 
-    router = Router(tmp_path, uri, env).start()
+    router = Router(tmp_path, uri, router_env, env).start()
     try:
         assert router.table() == {"champion": ("1", 1.0, False)}  # deployed from the alias
         # Data prep, training, registration and deployment in one call.
@@ -143,7 +179,7 @@ def test_train_deploy_route_promote_rollback_restart(
         assert "registered v2 (gbm)" in out
         assert router.table() == {"champion": ("1", 0.9, False), "challenger": ("2", 0.1, False)}
         # The champion stays: with a router serving, the A/B test decides, not the val month.
-        assert aliases(uri) == {"champion": "1", "challenger": "2"}
+        assert aliases(tracking_server) == {"champion": "1", "challenger": "2"}
 
         answer = httpx.post(
             f"{router.url}/predict/batch", json={"rides": march_rides}, timeout=60
@@ -159,10 +195,10 @@ def test_train_deploy_route_promote_rollback_restart(
 
         router.deploy_cli("promote")
         assert router.table() == {"champion": ("2", 1.0, False)}
-        assert aliases(uri) == {"champion": "2"}
+        assert aliases(tracking_server) == {"champion": "2"}
         router.deploy_cli("rollback")
         assert router.table() == {"champion": ("1", 0.9, False), "challenger": ("2", 0.1, False)}
-        assert aliases(uri) == {"champion": "1", "challenger": "2"}
+        assert aliases(tracking_server) == {"champion": "1", "challenger": "2"}
         router.deploy_cli("weight", "challenger", "0.25")
         status = router.deploy_cli("status")
         assert "challenger   v2      25.0%" in status
@@ -179,7 +215,7 @@ def test_train_deploy_route_promote_rollback_restart(
         actions = [row[0] for row in db.execute("select action from events order by id")]
     assert actions == ["start", "deploy", "promote", "rollback", "weight"]
 
-    restarted = Router(tmp_path, uri, env).start()
+    restarted = Router(tmp_path, uri, router_env, env).start()
     try:
         assert restarted.table() == {
             "champion": ("1", 0.75, False),
@@ -238,6 +274,7 @@ def log_rows(url: str, query: str) -> list[tuple[object, ...]]:
 def test_zero_downtime_under_load(
     tracking_server: Server,
     env: dict[str, str],
+    router_env: dict[str, str],
     tmp_path: Path,
     log_url: str,
     march_rides: list[dict[str, object]],
@@ -245,8 +282,8 @@ def test_zero_downtime_under_load(
     """2,000 requests over about 10 s from another process while the table changes five times:
     every request answers 200 and the log holds exactly one row per answer (SQLite and
     PostgreSQL)."""
-    ensure_champion(tracking_server.url, env, tmp_path)
-    router = Router(tmp_path, tracking_server.url, env, log_url).start()
+    ensure_champion(tracking_server, env, tmp_path)
+    router = Router(tmp_path, tracking_server.url, router_env, env, log_url).start()
     try:
         rides = tmp_path / "rides.json"
         rides.write_text(json.dumps(march_rides[:200]))
@@ -320,6 +357,7 @@ CRASH_LOAD = textwrap.dedent(
 def test_no_answered_prediction_is_lost_when_the_router_is_killed(
     tracking_server: Server,
     env: dict[str, str],
+    router_env: dict[str, str],
     tmp_path: Path,
     log_url: str,
     march_rides: list[dict[str, object]],
@@ -327,8 +365,8 @@ def test_no_answered_prediction_is_lost_when_the_router_is_killed(
     """Under load from another process, ``kill -9`` the router after 1,500 answers; once
     restarted, every request that got a 200 has its row, with the version and inputs it was
     answered with (before the journal: 1,482 rows for 1,501 answers)."""
-    ensure_champion(tracking_server.url, env, tmp_path)
-    router = Router(tmp_path, tracking_server.url, env, log_url).start()
+    ensure_champion(tracking_server, env, tmp_path)
+    router = Router(tmp_path, tracking_server.url, router_env, env, log_url).start()
     answered_file, rides = tmp_path / "answered.jsonl", tmp_path / "rides.json"
     rides.write_text(json.dumps(march_rides))
     load = subprocess.Popen(
@@ -368,13 +406,17 @@ def test_no_answered_prediction_is_lost_when_the_router_is_killed(
 
 
 def test_a_router_process_upgrades_a_log_of_the_first_release(
-    tracking_server: Server, env: dict[str, str], tmp_path: Path, log_url: str
+    tracking_server: Server,
+    env: dict[str, str],
+    router_env: dict[str, str],
+    tmp_path: Path,
+    log_url: str,
 ) -> None:
     """A ``duration-router`` started on a log written by the first release (no ``forced``,
     Unix-second timestamps, no migrations table) upgrades it, keeps its rows and serves."""
-    ensure_champion(tracking_server.url, env, tmp_path)
+    ensure_champion(tracking_server, env, tmp_path)
     fill_old_log(log_url, forced=False)
-    router = Router(tmp_path, tracking_server.url, env, log_url).start()
+    router = Router(tmp_path, tracking_server.url, router_env, env, log_url).start()
     try:
         ride = {"PULocationID": 43, "DOLocationID": 151, "trip_distance": 1.5, "ride_id": "new"}
         assert httpx.post(f"{router.url}/predict", json=ride, timeout=30).status_code == 200
@@ -389,11 +431,92 @@ def test_a_router_process_upgrades_a_log_of_the_first_release(
     assert log_rows(log_url, "select count(*) from predictions where ride_id = 'new'") == [(1,)]
 
 
-def test_registry_down_keeps_serving_and_deploys_answer_503(
-    tracking_server: Server, env: dict[str, str], tmp_path: Path
+def deploy(router: Router, model_uri: str, variant: str = "challenger") -> httpx.Response:
+    body = {"model_uri": model_uri, "variant": variant, "weight": 0.1}
+    return httpx.post(f"{router.url}/deployments", headers=AUTH, json=body, timeout=120)
+
+
+def test_refused_credentials_keep_serving_and_deploys_answer_503(
+    tracking_server: Server, env: dict[str, str], base_env: dict[str, str], tmp_path: Path
 ) -> None:
-    ensure_champion(tracking_server.url, env, tmp_path)
-    router = Router(tmp_path, tracking_server.url, env).start()
+    """A router whose user may only read (READ_GRANTS) deploys the champion and serves; the
+    registry refuses it an alias move (403), then reading once its grant is revoked (403),
+    then its password once changed (401): each a 503 naming the user, the table unchanged and
+    /predict 200. Restarted with refused credentials, it starts and /ready says why."""
+    server = tracking_server
+    ensure_champion(server, env, tmp_path)
+    # Champion only: deploying v1 as challenger must then move the challenger alias.
+    httpx.request(
+        "DELETE",
+        f"{server.url}/api/2.0/mlflow/registered-models/alias",
+        json={"name": MODEL, "alias": "challenger"},
+        auth=server.admin.auth,
+        timeout=30,
+    ).raise_for_status()
+    reader = server.add_user("router-reader", READER_GRANTS)
+    ride = {"PULocationID": 43, "DOLocationID": 151, "trip_distance": 1.5}
+    router = Router(tmp_path, server.url, base_env | reader.env, env).start()
+    try:
+        assert router.table() == {"champion": ("1", 1.0, False)}  # READ is enough to deploy
+        before = aliases(server)
+
+        answer = deploy(router, "1")  # as challenger: the alias moves, which needs EDIT
+        assert answer.status_code == 503, answer.text
+        detail = answer.json()["detail"]
+        assert "cannot move the alias challenger to v1" in detail
+        assert "denied user 'router-reader' permission (HTTP 403)" in detail
+        assert "EDIT on the registered model" in detail
+        assert "put them back" not in detail  # a refused call moved nothing
+        assert aliases(server) == before
+        assert router.table() == {"champion": ("1", 1.0, False)}
+        answer = deploy(router, "1", variant="canary")  # no alias: READ is enough
+        assert answer.status_code == 201, answer.text
+        table = router.table()
+
+        mlflow_auth.revoke(server.url, server.admin, "router-reader", "registered_model", MODEL)
+        answer = deploy(router, "1", variant="canary-2")
+        assert answer.status_code == 503, answer.text
+        detail = answer.json()["detail"]
+        assert "cannot resolve 1" in detail or "cannot resolve models:/" in detail, detail
+        assert "denied user 'router-reader' permission (HTTP 403)" in detail
+        assert "READ on the registered model" in detail
+
+        mlflow_auth.set_password(server.url, server.admin, "router-reader", "a-new-password-42")
+        answer = deploy(router, "1", variant="canary-2")
+        assert answer.status_code == 503, answer.text
+        detail = answer.json()["detail"]
+        assert f"the model registry {server.url} refused the credentials of user " in detail
+        assert "'router-reader' (HTTP 401: unknown user or wrong password)" in detail
+        assert "Traceback" not in answer.text
+        assert router.table() == table
+        assert httpx.post(f"{router.url}/predict", json=ride, timeout=10).status_code == 200
+        assert router.stop() in GRACEFUL
+    finally:
+        if router.process.poll() is None:  # type: ignore[union-attr]
+            router.stop()
+
+    restarted = Router(tmp_path, server.url, base_env | reader.env, env).start()  # old password
+    try:
+        assert httpx.get(f"{restarted.url}/health", timeout=10).status_code == 200
+        ready = httpx.get(f"{restarted.url}/ready", timeout=10)
+        assert ready.status_code == 503
+        assert "nothing deployed at start-up" in ready.json()["reason"]
+        assert "refused the credentials of user 'router-reader'" in ready.json()["reason"]
+        answer = httpx.post(f"{restarted.url}/predict", json=ride, timeout=10)
+        assert answer.status_code == 503
+        assert answer.json()["detail"] == "no model is deployed: POST /deployments first"
+    finally:
+        restarted.stop()
+    log = restarted.log.read_text()
+    assert "refused the credentials of user 'router-reader'" in log
+    assert "aliases not yet put back" not in log
+
+
+def test_registry_down_keeps_serving_and_deploys_answer_503(
+    tracking_server: Server, env: dict[str, str], router_env: dict[str, str], tmp_path: Path
+) -> None:
+    ensure_champion(tracking_server, env, tmp_path)
+    router = Router(tmp_path, tracking_server.url, router_env, env).start()
     try:
         before = router.table()
         assert "champion" in before

@@ -27,6 +27,7 @@ from mlflow.tracking import MlflowClient
 
 from ladder_testing import free_port, stop_process, wait_until_answers
 from ladder_testing.browser import load_page
+from ladder_testing.mlflow_auth import PIPELINE_GRANTS, ROUTER_GRANTS
 from ladder_testing.programs import promtool_problems
 from ladder_testing.prometheus import sample
 from ladder_testing.router import TOKEN
@@ -66,6 +67,18 @@ def environment(tmp: Path, tracking_uri: str, **extra: str) -> dict[str, str]:
     return env | extra
 
 
+def users(
+    server: Server, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The environments of the loop's user (the pipeline, ``duration-operate`` and this test's
+    own MLflow calls, through ``monkeypatch``) and of the router's (the server runs MLflow's
+    basic-auth app; level 3's README lists what each needs)."""
+    loop = server.add_user("loop", PIPELINE_GRANTS).env
+    for name, value in loop.items():
+        monkeypatch.setenv(name, value)
+    return env | loop, env | server.add_user("router", ROUTER_GRANTS).env
+
+
 def history(url: str, **params: Any) -> list[dict[str, Any]]:
     answer = httpx.get(
         f"{url}/history", headers=AUTH, params={"limit": 10_000, **params}, timeout=30
@@ -99,13 +112,13 @@ def wait_for(
 
 
 def test_the_loop_retrains_and_promotes_on_2023_drift_with_no_call_from_the_test(
-    tracking_server: Server, tmp_path: Path
+    tracking_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     uri = tracking_server.url
-    env = environment(tmp_path, uri)
+    env, router_env = users(tracking_server, environment(tmp_path, uri), monkeypatch)
     run([str(BIN / "duration-pipeline"), "run", "--train", "green:2021-01",
          "--val", "green:2021-02", "--candidates", "linear", "-q"], env, tmp_path)  # fmt: skip
-    router = RouterProcess(tmp_path, uri, env).start()
+    router = RouterProcess(tmp_path, uri, router_env).start()
     env["DURATION_ROUTER_URL"] = router.url
     metrics_port = free_port()
     loop_log = tmp_path / "loop.log"

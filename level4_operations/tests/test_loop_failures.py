@@ -21,7 +21,7 @@ import httpx
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
-from test_loop import AUTH, MODEL, environment, run
+from test_loop import AUTH, MODEL, environment, run, users
 
 from duration_operations.operations import Operations
 from duration_operations.policy import load_policy
@@ -77,10 +77,10 @@ def test_corrupted_feedback_cooldown_freeze_and_outages(
     # Room for a router restart on a loaded 2-core machine (it took over 17 s under load).
     monkeypatch.setattr("duration_operations.flows.RETRY_DELAYS", [5, 10, 20, 30])
     uri = server.url
-    env = environment(tmp_path, uri)
+    env, router_env = users(server, environment(tmp_path, uri), monkeypatch)
     run([str(BIN / "duration-pipeline"), "run", "--train", "green:2021-01",
          "--val", "green:2021-02", "--candidates", "linear", "-q"], env, tmp_path)  # fmt: skip
-    router = RouterProcess(tmp_path, uri, env).start()
+    router = RouterProcess(tmp_path, uri, router_env).start()
     env["DURATION_ROUTER_URL"] = router.url
     clock = Clock()
     ops = Operations(

@@ -13,7 +13,7 @@ import logging
 
 import anyio.to_thread
 
-from duration_deployment.errors import DeploymentError
+from duration_deployment.errors import DeploymentError, RegistryRefusedError
 from duration_deployment.registry import Registry
 from duration_deployment.routing import CHALLENGER, CHAMPION
 
@@ -59,6 +59,8 @@ class AliasSync:
         try:
             await anyio.to_thread.run_sync(self.registry.set_aliases, changes)
         except DeploymentError as exc:
+            if isinstance(exc, RegistryRefusedError) and not exc.moved:
+                raise  # refused before any alias moved: nothing to put back
             # Put back any alias that did move, so the registry and the table agree.
             undo = {a: before.get(a) for a in changes}
             try:

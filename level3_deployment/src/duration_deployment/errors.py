@@ -38,6 +38,19 @@ class RegistryUnavailableError(DeploymentError):
     kind = "registry_unavailable"
 
 
+class RegistryRefusedError(RegistryUnavailableError):
+    """The registry answered but refused the router's credentials (401) or their permission
+    (403); 503 like a registry that is down: the router keeps serving what it has. The message
+    names the user and what it lacks.
+
+    Attributes:
+        moved: The aliases a multi-alias change had already moved when the registry refused
+            (a refused call itself changes nothing).
+    """
+
+    moved: tuple[str, ...] = ()
+
+
 class ConflictError(DeploymentError):
     """The call does not fit the current routing table (409), e.g. removing the champion."""
 

@@ -88,6 +88,8 @@ class DeploymentManager:
         self.alias_sync = AliasSync(registry, self._lock)
         self._saved: list[_Saved] = []
         self._start_revision: int | None = None  # the table deployed at start-up
+        #: Why start-up deployed nothing (the registry down or refusing), for ``/ready``.
+        self.start_problem: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
@@ -359,6 +361,7 @@ class DeploymentManager:
             aliases = await anyio.to_thread.run_sync(self.registry.aliases)
         except DeploymentError as exc:
             logger.error("start-up: nothing deployed: %s", exc)
+            self.start_problem = f"nothing deployed at start-up: {exc}"
             return
         self.alias_sync.current = dict(aliases)
         champion, challenger = aliases.get(CHAMPION), aliases.get(CHALLENGER)

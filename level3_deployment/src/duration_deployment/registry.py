@@ -29,12 +29,18 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 from mlflow.store.artifact.models_artifact_repo import REGISTERED_MODEL_META_FILE_NAME
 from mlflow.tracking import MlflowClient
+from mlflow.utils.credentials import get_default_host_creds
 from mlflow.utils.yaml_utils import write_yaml
 
 from duration_core import DurationCoreError
 from duration_core.artifact import library_versions
 from duration_core.profile import ReferenceProfile
-from duration_deployment.errors import DeploymentError, NotFoundError, RegistryUnavailableError
+from duration_deployment.errors import (
+    DeploymentError,
+    NotFoundError,
+    RegistryRefusedError,
+    RegistryUnavailableError,
+)
 from duration_training import packaging
 from duration_training.pipeline import PROFILE_ARTIFACT
 from duration_training.tracking import (
@@ -48,6 +54,14 @@ from duration_training.tracking import (
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: MLflow's error codes for an HTTP 401 and 403 (``mlflow.utils.rest_utils.get_error_code``).
+_REFUSED = {"UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403}
+#: What each call needs on a server that runs MLflow's basic-auth app (level 3's README,
+#: "An authenticated registry"; measured on MLflow 3.17).
+NEEDS_READ = "READ on the registered model and on the experiment of its runs"
+NEEDS_EDIT = "EDIT on the registered model"
+NEEDS_MANAGE = "MANAGE on the registered model (MLflow gates deleting an alias on it)"
 
 #: What a deployment may name, as a JSON-Schema (ECMA) pattern: ``models:/NAME@ALIAS``,
 #: ``models:/NAME/VERSION`` (names as MLflow allows them) or a bare version number.
@@ -164,7 +178,9 @@ class Registry:
     given it): MLflow's process-global tracking URI is neither read nor set. Remote servers
     are probed (``GET /health``, 3 s) before each call and MLflow's own HTTP retries are
     turned down, so a registry that is down answers in seconds with its URI instead of minutes
-    of retries.
+    of retries. Credentials are MLflow's own (``MLFLOW_TRACKING_USERNAME`` and
+    ``MLFLOW_TRACKING_PASSWORD``, or ``MLFLOW_TRACKING_TOKEN``, in the process's environment);
+    a registry that refuses them answers a 503 naming the user and the permission it needs.
 
     Args:
         tracking_uri: MLflow URI; None for ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``.
@@ -218,12 +234,51 @@ class Registry:
                     f"the model registry {self.uri} does not exist: run duration-pipeline first"
                 )
 
-    def _call(self, what: str, call: Callable[[], T]) -> T:
-        """Run an MLflow call; a registry that is down becomes a 503 naming its URI."""
+    def who(self) -> str:
+        """Whose credentials MLflow sends to the registry (MLflow reads them from
+        ``MLFLOW_TRACKING_USERNAME``/``_PASSWORD`` or ``MLFLOW_TRACKING_TOKEN``), for messages;
+        never the secret itself."""
+        creds = get_default_host_creds(self.uri)  # type: ignore[no-untyped-call]
+        if creds.username:
+            return f"user {creds.username!r}"
+        if creds.token:
+            return "the token of MLFLOW_TRACKING_TOKEN"
+        return "no credentials (MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD are unset)"
+
+    def refusal(self, what: str, exc: Exception, needs: str) -> RegistryRefusedError | None:
+        """The 503 for an MLflow error that is a refusal (HTTP 401 or 403), else None.
+
+        Args:
+            what: What the router was doing (``cannot resolve models:/...``).
+            exc: An ``MlflowException`` (REST calls) or a ``requests`` ``HTTPError`` (artifact
+                downloads).
+            needs: The permission the call needs, named in a 403's message.
+        """
+        status = _REFUSED.get(str(getattr(exc, "error_code", "")))
+        response = getattr(exc, "response", None)
+        if status is None and getattr(response, "status_code", None) in (401, 403):
+            status = response.status_code  # type: ignore[union-attr]
+        if status == 401:
+            return RegistryRefusedError(
+                f"{what}: the model registry {self.uri} refused the credentials of "
+                f"{self.who()} (HTTP 401: unknown user or wrong password)"
+            )
+        if status == 403:
+            return RegistryRefusedError(
+                f"{what}: the model registry {self.uri} denied {self.who()} permission "
+                f"(HTTP 403): this needs {needs}"
+            )
+        return None
+
+    def _call(self, what: str, call: Callable[[], T], needs: str = NEEDS_READ) -> T:
+        """Run an MLflow call; a registry that is down becomes a 503 naming its URI, one that
+        refuses the credentials a 503 naming the user (:meth:`refusal`)."""
         self.check_available()
         try:
             return call()
         except MlflowException as exc:
+            if refused := self.refusal(what, exc, needs):
+                raise refused from None
             code = getattr(exc, "error_code", "")
             if code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
                 # The URI was well formed (parse): the registry has no such version or alias.
@@ -231,7 +286,9 @@ class Registry:
             raise RegistryUnavailableError(
                 f"{what}: the model registry {self.uri} failed: {exc.message}"
             ) from None
-        except OSError as exc:  # requests' ConnectionError is an OSError
+        except OSError as exc:  # requests' ConnectionError and HTTPError are OSErrors
+            if refused := self.refusal(what, exc, needs):
+                raise refused from None
             raise RegistryUnavailableError(
                 f"{what}: the model registry {self.uri} is not reachable ({exc})"
             ) from None
@@ -283,6 +340,8 @@ class Registry:
         except MlflowException as exc:
             if getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
                 return {}
+            if refused := self.refusal("cannot read the aliases", exc, NEEDS_READ):
+                raise refused from None
             raise RegistryUnavailableError(
                 f"the model registry {self.uri} failed: {exc.message}"
             ) from None
@@ -293,17 +352,33 @@ class Registry:
         return {alias: str(version) for alias, version in (model.aliases or {}).items()}
 
     def set_aliases(self, wanted: dict[str, str | None]) -> None:
-        """Point each alias at its version, or delete it (None)."""
+        """Point each alias at its version, or delete it (None), in order.
+
+        Raises:
+            RegistryRefusedError: With :attr:`~RegistryRefusedError.moved`, the aliases
+                already moved.
+            RegistryUnavailableError: The registry is down (an alias may or may not have moved).
+        """
+        moved: list[str] = []
         for alias, version in wanted.items():
-            if version is None:
-                self._call(f"cannot delete the alias {alias}", partial(self._delete_alias, alias))
-            else:
-                self._call(
-                    f"cannot move the alias {alias} to v{version}",
-                    partial(
-                        self.client.set_registered_model_alias, self.model_name, alias, version
-                    ),
-                )
+            try:
+                self._set_alias(alias, version)
+            except RegistryRefusedError as exc:
+                exc.moved = tuple(moved)
+                raise
+            moved.append(alias)
+
+    def _set_alias(self, alias: str, version: str | None) -> None:
+        if version is None:
+            self._call(
+                f"cannot delete the alias {alias}", partial(self._delete_alias, alias), NEEDS_MANAGE
+            )
+        else:
+            self._call(
+                f"cannot move the alias {alias} to v{version}",
+                partial(self.client.set_registered_model_alias, self.model_name, alias, version),
+                NEEDS_EDIT,
+            )
 
     def _delete_alias(self, alias: str) -> None:
         try:

@@ -1,9 +1,12 @@
 """Real service processes the level-3 and level-4 tests start: an ``mlflow server`` and a
 ``duration-router``, each on a free port of 127.0.0.1, from the test environment's own
-``bin/`` folder, with its output in a log file of its folder."""
+``bin/`` folder, with its output in a log file of its folder. The mlflow server runs MLflow's
+basic-auth app (:mod:`ladder_testing.mlflow_auth`): every client needs a user of its own."""
 
 from __future__ import annotations
 
+import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +16,8 @@ from pathlib import Path
 
 import httpx
 
+from ladder_testing import mlflow_auth
+from ladder_testing.mlflow_auth import Credentials, Grants
 from ladder_testing.net import free_port
 from ladder_testing.processes import stop_process, wait_until_answers
 
@@ -22,26 +27,44 @@ BIN = Path(sys.executable).parent
 
 @dataclass
 class Server:
-    """A started ``mlflow server``: its URL, process and folder."""
+    """A started ``mlflow server``: its URL, process, folder and admin."""
 
     url: str
     process: subprocess.Popen[bytes]
     folder: Path
+    admin: Credentials
+
+    def add_user(self, username: str, grants: Grants) -> Credentials:
+        """A new user with ``grants`` (e.g. :data:`~ladder_testing.mlflow_auth.ROUTER_GRANTS`)."""
+        return mlflow_auth.add_user(self.url, self.admin, username, grants)
 
 
 def start_mlflow_server(
     folder: Path, *, port: int | None = None, backend_store_uri: str | None = None
 ) -> Server:
-    """``mlflow server`` with a backend store (default a SQLite file under ``folder``; a
-    ``postgresql+psycopg://`` URL for PostgreSQL) and an artifacts folder under ``folder``
-    (one worker), answering ``/health``."""
+    """``mlflow server --app-name basic-auth`` with a backend store (default a SQLite file
+    under ``folder``; a ``postgresql+psycopg://`` URL for PostgreSQL), an artifacts folder and
+    the auth configuration and database under ``folder`` (one worker), answering ``/health``.
+    Started again on the same folder, it keeps its users and admin."""
     folder.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     log = folder / "server.log"
+    config, admin = mlflow_auth.auth_config(folder)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env |= {
+        "MLFLOW_AUTH_CONFIG_PATH": str(config),
+        # The auth app's CSRF protection wants a static key (one worker: any key will do).
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
+        # No job workers (MLflow 3.17 starts eight huey processes for its GenAI jobs): the
+        # ladder submits none, and they share two cores with the tests.
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }
     process = subprocess.Popen(
         [
             str(BIN / "mlflow"),
             "server",
+            "--app-name",
+            "basic-auth",
             "--host",
             "127.0.0.1",
             "--port",
@@ -56,6 +79,7 @@ def start_mlflow_server(
         stdout=log.open("a"),
         stderr=subprocess.STDOUT,
         cwd=folder,
+        env=env,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -63,7 +87,7 @@ def start_mlflow_server(
     except BaseException:
         stop_process(process)
         raise
-    return Server(url, process, folder)
+    return Server(url, process, folder, admin)
 
 
 @contextmanager

@@ -17,13 +17,16 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready", responses={503: {"model": ErrorResponse}})
 async def ready(manager: ManagerDep) -> JSONResponse:
-    """Readiness: at least one live variant is deployed."""
+    """Readiness: at least one live variant is deployed; when none is and start-up could not
+    deploy, ``reason`` says why (e.g. the registry refused the router's credentials)."""
     table = manager.table
-    body = {
+    body: dict[str, object] = {
         "status": "ready" if table.live else "not ready",
         "revision": table.revision,
         "variants": {v.name: v.model.version for v in table.variants},
     }
+    if not table.live and manager.start_problem:
+        body["reason"] = manager.start_problem
     return JSONResponse(status_code=200 if table.live else 503, content=body)
 
 
