@@ -6,7 +6,9 @@ a row that cannot be journalled is not answered (503). On SQLite and on PostgreS
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -15,7 +17,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from duration_deployment.journal import JournalError
+from duration_deployment.journal import Journal, JournalError
 from duration_deployment.main import create_app
 from duration_deployment.prediction_log import PredictionLog
 from ladder_testing.router import RIDE, router_settings
@@ -184,3 +186,84 @@ def test_a_prediction_that_cannot_be_journalled_is_not_answered(
     assert json.loads((journal.directory / "journal.json").read_text())["database"].endswith(
         "prediction_log.db"
     )
+
+
+def journal_row(i: int) -> dict[str, object]:
+    return {"ride_id": f"r-{i}", "prediction": 6.5, "padding": "x" * 200}
+
+
+def test_a_write_cut_short_by_a_full_disk_is_cut_off_and_the_next_one_starts_clean(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = Journal(tmp_path / "journal")
+    journal.open("db")
+    journal.start(0)
+    queued: list[object] = []
+    journal.append([journal_row(1)], queued.append)
+    real_write = os.write
+
+    def half_then_full(fd: int, data: memoryview) -> int:
+        real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("duration_deployment.journal.os.write", half_then_full)
+    with pytest.raises(JournalError, match="No space left on device"):
+        journal.append([journal_row(2), journal_row(3)], queued.append)
+    monkeypatch.undo()
+    journal.append([journal_row(4)], queued.append)
+    journal.close()
+    assert [seq for seq, _ in queued] == [1, 2]  # the refused rows were never queued
+    again = Journal(tmp_path / "journal")
+    entries = again.open("db")
+    again.close()
+    assert [(e.seq, e.row["ride_id"]) for e in entries] == [(1, "r-1"), (2, "r-4")]
+
+
+def test_a_segment_that_cannot_be_created_keeps_the_current_one_and_no_stale_descriptor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = Journal(tmp_path / "journal", segment_bytes=1_000)
+    journal.open("db")
+    journal.start(0)
+    real_open = os.open
+
+    def no_new_segment(path: object, *args: object) -> int:
+        if "segment-" in str(path):
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real_open(path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("duration_deployment.journal.os.open", no_new_segment)
+    queued: list[object] = []
+    for i in range(1, 11):  # 2.3 kB: past the segment size
+        journal.append([journal_row(i)], queued.append)
+    bystander = tmp_path / "bystander.txt"
+    with bystander.open("w") as handle:  # takes the lowest free descriptor
+        handle.write("mine\n")
+        journal.append([journal_row(11)], queued.append)
+    monkeypatch.undo()
+    assert bystander.read_text() == "mine\n"
+    journal.append([journal_row(12)], queued.append)  # the rotation succeeds now
+    journal.close()
+    again = Journal(tmp_path / "journal")
+    entries = again.open("db")
+    again.close()
+    assert [e.seq for e in entries] == list(range(1, 13))
+    assert len(list((tmp_path / "journal").glob("segment-*.jsonl"))) == 2
+
+
+def test_a_segment_whose_rows_are_all_written_is_emptied(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal")
+    journal.open("db")
+    journal.start(0)
+    for i in range(1, 401):  # about 90 kB
+        journal.append([journal_row(i)], lambda item: None)
+    (segment,) = (tmp_path / "journal").glob("segment-*.jsonl")
+    journal.written(399)
+    assert segment.stat().st_size > 64 << 10  # one row is still to be written: kept
+    journal.written(400)
+    assert segment.stat().st_size == 0
+    journal.append([journal_row(401)], lambda item: None)
+    journal.close()
+    again = Journal(tmp_path / "journal")
+    assert [e.seq for e in again.open("db")] == [401]
+    again.close()

@@ -25,6 +25,7 @@ from sqlalchemy import create_engine, inspect, text
 from duration_deployment.cli.deploy import main as deploy_main
 from duration_deployment.log_migrations import (
     SchemaTooNewError,
+    SchemaUpgradeError,
     alembic_config,
     head_revision,
     schema_state,
@@ -106,6 +107,29 @@ def test_a_migration_that_fails_half_way_leaves_the_old_schema_and_rows(
     assert upgrade(engine).pending == ("0002", "0003", "0004")  # and it upgrades afterwards
     assert revision_of(log_url) == "0004"
     engine.dispose()
+
+
+def test_timestamps_no_date_can_hold_stop_the_upgrade_naming_the_column(log_url: str) -> None:
+    fill_old_log(log_url, forced=False)
+    engine = make_engine(log_url)
+    with engine.begin() as connection:  # milliseconds written as seconds, and a 1969 moment
+        connection.execute(text("update predictions set at = 1.6e12 where request_id = 'old-7'"))
+        connection.execute(text("update predictions set at = -0.5 where request_id = 'old-8'"))
+        connection.execute(text("update predictions set at = 1614585600.9996 where id = 10"))
+    with pytest.raises(SchemaUpgradeError, match=r"predictions\.at: 1 rows hold Unix seconds"):
+        upgrade(engine)
+    assert revision_of(log_url) is None  # rolled back
+    with engine.begin() as connection:
+        connection.execute(text("delete from predictions where request_id = 'old-7'"))
+    upgrade(engine)
+    engine.dispose()
+    log = PredictionLog(log_url).open()
+    try:
+        at = log.frame().set_index("ride_id")["at"]
+    finally:
+        log.close()
+    assert at["old-8"] == pytest.approx(-0.5, abs=1e-6)
+    assert at["old-9"] == pytest.approx(1614585600.9996, abs=2e-6)  # not a second late
 
 
 def test_every_revision_goes_down_and_up_again(log_url: str) -> None:

@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 META = "journal.json"
 LOCK = "journal.lock"
 _SEGMENT = "segment-{:012d}.jsonl"
+#: Size past which a segment whose entries are all in the database is emptied.
+_EMPTY_AT = 64 << 10
 
 
 class JournalError(RuntimeError):
@@ -72,8 +74,9 @@ class Journal:
         self._lock_fd: int | None = None
         self._fd: int | None = None
         self._segments: list[tuple[int, Path]] = []  # (first seq, path), oldest first
-        self._size = 0
+        self._size = 0  # bytes of whole entries in the current segment
         self._seq = 0
+        self._torn = False  # a failed write left bytes to cut off
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -113,9 +116,10 @@ class Journal:
             self.close()
             raise JournalError(
                 f"the journal folder {self.directory} holds {len(entries)} prediction rows "
-                f"(seq {entries[0].seq}-{entries[-1].seq}) for the database "
-                f"{meta.get('database')}, not {database}: start the router once on that "
-                "database to write them, or move the folder away to discard them"
+                f"(seq {entries[0].seq}-{entries[-1].seq}), not all known to be written, for "
+                f"the database {meta.get('database')}, not {database}: start the router once "
+                "on that database to write what is missing, or move the folder away to "
+                "discard them"
             )
         self.journal_id = str(meta.get("journal_id") or uuid.uuid4())
         self.database = database
@@ -172,21 +176,37 @@ class Journal:
         Args:
             after_seq: The database's checkpoint: new entries are numbered after it (and after
                 anything read).
+
+        Raises:
+            JournalError: The folder cannot be written.
         """
-        for _, path in self._segment_paths():
-            path.unlink()
-        self._seq = max(self._seq, after_seq)
-        meta = {"journal_id": self.journal_id, "database": self.database}
-        temporary = self.directory / (META + ".tmp")
-        temporary.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        temporary.replace(self.directory / META)  # atomic: never half a description
+        try:
+            for _, path in self._segment_paths():
+                path.unlink()
+            self._seq = max(self._seq, after_seq)
+            meta = {"journal_id": self.journal_id, "database": self.database}
+            temporary = self.directory / (META + ".tmp")
+            temporary.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+            temporary.replace(self.directory / META)  # atomic: never half a description
+        except OSError as exc:
+            raise JournalError(f"the journal folder {self.directory}: {exc.strerror}") from exc
         self._new_segment()
 
     def _new_segment(self) -> None:
+        """Open the next segment, then close the current one (never a closed descriptor in
+        ``_fd``: its number would be reused by a socket or a file).
+
+        Raises:
+            JournalError: The segment cannot be created; the current one stays in use.
+        """
+        path = self.directory / _SEGMENT.format(self._seq + 1)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError as exc:
+            raise JournalError(f"the journal {path}: {exc.strerror}") from exc
         if self._fd is not None:
             os.close(self._fd)
-        path = self.directory / _SEGMENT.format(self._seq + 1)
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._fd = fd
         self._segments.append((self._seq + 1, path))
         self._size = 0
 
@@ -196,6 +216,9 @@ class Journal:
         """Append rows (one ``write``), then hand each ``(seq, row)`` to ``enqueue`` in
         sequence order (under the journal's lock, so the writer sees them in that order).
 
+        A write that fails half-way (disk full) is cut back off the segment, so the next one
+        starts on a line of its own.
+
         Raises:
             JournalError: The write failed (disk full, folder removed): the rows are not
                 journalled and must not be answered.
@@ -203,6 +226,8 @@ class Journal:
         with self._lock:
             if self._fd is None:
                 raise JournalError(f"the journal {self.directory} is not open")
+            if self._torn:
+                self._cut_back()
             first = self._seq + 1
             data = b"".join(
                 json.dumps([first + i, row], separators=(",", ":"), allow_nan=False).encode()
@@ -216,21 +241,52 @@ class Journal:
                 if self.fsync:
                     os.fdatasync(self._fd)
             except OSError as exc:
-                raise JournalError(f"the journal {self.directory}: {exc.strerror}") from exc
+                self._torn = True
+                self._cut_back(exc)
             self._seq += len(rows)
             self._size += len(data)
             for i, row in enumerate(rows):
                 enqueue((first + i, row))
             if self._size >= self.segment_bytes:
-                self._new_segment()
+                try:
+                    self._new_segment()
+                except JournalError as exc:  # the rows are safe; try again at the next one
+                    logger.error("journal: %s (appending to the current segment)", exc)
+
+    def _cut_back(self, cause: OSError | None = None) -> None:
+        """Truncate the segment to its last whole entry after a failed write, then raise (the
+        rows of the failed write are not journalled).
+
+        Raises:
+            JournalError: Always when ``cause`` is given; when the truncation fails too (the
+                next append tries again first).
+        """
+        if self._fd is None:  # closed meanwhile: nothing to cut
+            raise JournalError(f"the journal {self.directory} is not open")
+        try:
+            os.ftruncate(self._fd, self._size)
+            self._torn = False
+        except OSError as exc:
+            raise JournalError(f"the journal {self.directory}: {exc.strerror}") from exc
+        if cause is not None:
+            raise JournalError(f"the journal {self.directory}: {cause.strerror}") from cause
 
     def written(self, seq: int) -> None:
-        """Entries up to ``seq`` are in the database: delete the segments holding only
-        those (never the one being appended to)."""
+        """Entries up to ``seq`` are in the database: delete the segments holding only those;
+        when every entry is, empty the current segment too (a full disk frees up, and a
+        crash leaves nothing to replay)."""
         with self._lock:
             while len(self._segments) > 1 and self._segments[1][0] <= seq + 1:
                 _, path = self._segments.pop(0)
                 path.unlink(missing_ok=True)
+            if seq >= self._seq and self._size >= _EMPTY_AT and self._fd is not None:
+                while len(self._segments) > 1:
+                    self._segments.pop(0)[1].unlink(missing_ok=True)
+                try:
+                    os.ftruncate(self._fd, 0)
+                    self._size = 0
+                except OSError as exc:
+                    logger.error("journal: emptying %s: %s", self._segments[-1][1], exc.strerror)
 
     @property
     def last_seq(self) -> int:

@@ -26,8 +26,16 @@ from sqlalchemy import Connection, Engine, inspect
 _UNVERSIONED = (("0002", "forced"), ("0001", None))
 
 
-class SchemaTooNewError(RuntimeError):
+class SchemaError(RuntimeError):
+    """The prediction log's schema cannot be brought to the code's."""
+
+
+class SchemaTooNewError(SchemaError):
     """The database is at a revision this code does not know (a newer release wrote it)."""
+
+
+class SchemaUpgradeError(SchemaError):
+    """A migration refused the data it found (the upgrade was rolled back)."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,8 @@ def upgrade(engine: Engine) -> SchemaState:
     Raises:
         SchemaTooNewError: The database is at a revision this code does not know; nothing is
             changed.
+        SchemaUpgradeError: A migration refused the data (rows it cannot convert); nothing is
+            changed.
         sqlalchemy.exc.SQLAlchemyError: The database cannot be reached or refused a change.
     """
     database = engine.url.render_as_string(hide_password=True)
@@ -131,7 +141,13 @@ def upgrade(engine: Engine) -> SchemaState:
             return before
         config = alembic_config()
         config.attributes["connection"] = connection
-        if before.adopted is not None:
-            command.stamp(config, before.adopted)
-        command.upgrade(config, "head")
+        try:
+            if before.adopted is not None:
+                command.stamp(config, before.adopted)
+            command.upgrade(config, "head")
+        except ValueError as exc:  # a migration's own check (see 0003): the data, not the code
+            raise SchemaUpgradeError(
+                f"the prediction log {database} cannot be upgraded from "
+                f"{before.current} to {before.head}: {exc}"
+            ) from exc
     return before

@@ -175,8 +175,8 @@ class LogWriter:
         else:
             self._queue.extend((0, row) for row in batch)
         self.recorded += len(batch)
-        if len(self._queue) >= self.batch_rows:
-            self._wake.set()
+        if len(self._queue) >= self.batch_rows and self.last_error is None:
+            self._wake.set()  # not while the database is down: the retry keeps its backoff
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until every row recorded so far is written (or dropped); False on timeout."""
@@ -189,7 +189,8 @@ class LogWriter:
                 if left <= 0 or self._thread is None:
                     return False
                 self._progress.wait(min(left, 0.05))
-                self._wake.set()
+                if self.last_error is None:  # a database that is down is retried on its own
+                    self._wake.set()
         return True
 
     # -- the thread ---------------------------------------------------------------------------

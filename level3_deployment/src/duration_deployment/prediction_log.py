@@ -92,7 +92,8 @@ class PredictionLog:
 
     Raises:
         SQLAlchemyError: From :meth:`open`, when the database cannot be opened or upgraded.
-        SchemaTooNewError: From :meth:`open`, when a newer release wrote the database.
+        SchemaError: From :meth:`open`, when a newer release wrote the database or a
+            migration refused its data.
         JournalError: From :meth:`open` and :meth:`record`, when the journal cannot be used.
     """
 

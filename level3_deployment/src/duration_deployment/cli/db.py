@@ -28,7 +28,8 @@ def run_db(args: argparse.Namespace) -> dict[str, Any]:
     """Read or upgrade the schema; the state before (``upgrade``) or now (``current``).
 
     Raises:
-        SchemaTooNewError: The database is at a revision this code does not know.
+        SchemaError: The database is at a revision this code does not know, or a migration
+            refused its data.
         sqlalchemy.exc.SQLAlchemyError: It cannot be reached, or refused a change.
     """
     engine = make_engine(args.database)

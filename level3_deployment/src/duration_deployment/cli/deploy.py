@@ -23,7 +23,7 @@ from duration_deployment.cli.db import add_db_parser, run_db, show_db
 from duration_deployment.cli.pipeline import train_and_deploy
 from duration_deployment.cli.render import print_history, print_report, print_table
 from duration_deployment.client import CallError, RouterClient
-from duration_deployment.log_migrations import SchemaTooNewError
+from duration_deployment.log_migrations import SchemaError
 from duration_deployment.replay import ReplayError, feedback_month, replay_month
 
 DEPLOY_EPILOG = """environment:
@@ -334,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verb == "db":  # the database itself, not the router
         try:
             db_result = run_db(args)
-        except (SQLAlchemyError, SchemaTooNewError) as exc:
+        except (SQLAlchemyError, SchemaError) as exc:
             reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
             print(f"duration-deploy db {args.action}: {args.database}: {reason}", file=sys.stderr)
             return 1

@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from duration_deployment.config import RouterSettings
 from duration_deployment.journal import JournalError
-from duration_deployment.log_migrations import SchemaTooNewError
+from duration_deployment.log_migrations import SchemaError
 
 ROUTER_EPILOG = """environment (an option given on the command line wins):
   DURATION_ROUTER_TOKEN          the control token (required, at least 16 characters)
@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = prediction_log(settings)
     try:
         log.open()
-    except (SchemaTooNewError, JournalError) as exc:  # their messages name the log
+    except (SchemaError, JournalError) as exc:  # their messages name the log
         print(f"duration-router: {exc}", file=sys.stderr)
         return 1
     except SQLAlchemyError as exc:
