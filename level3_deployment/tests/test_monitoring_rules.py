@@ -97,7 +97,7 @@ def test_the_rules_and_the_example_configuration_are_valid() -> None:
     checked = promtool("check", "rules", "rules.yml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert f"SUCCESS: {len(rules())} rules found" in checked.stdout
-    assert len(rules()) == 20
+    assert len(rules()) == 21
     config = promtool("check", "config", "prometheus.yml")
     assert config.returncode == 0, config.stdout + config.stderr
     assert "SUCCESS: 1 rule files found" in config.stdout

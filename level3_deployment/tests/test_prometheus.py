@@ -159,7 +159,7 @@ def test_the_rules_load_healthy(
         time.sleep(0.5)
     assert {g["name"] for g in groups} == {"duration-router-records", "duration-router"}
     health = {r["name"]: (r["health"], r.get("lastError", "")) for r in rules}
-    assert len(health) == 20
+    assert len(health) == 21
     assert set(health.values()) == {("ok", "")}, health
     firing = [a for a in prometheus.api("alerts")["alerts"] if a["state"] == "firing"]
     assert firing == []
