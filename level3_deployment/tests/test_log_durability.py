@@ -251,7 +251,7 @@ def test_a_segment_that_cannot_be_created_keeps_the_current_one_and_no_stale_des
     assert len(list((tmp_path / "journal").glob("segment-*.jsonl"))) == 2
 
 
-def test_a_segment_whose_rows_are_all_written_is_emptied(tmp_path: Path) -> None:
+def test_a_segment_whose_rows_are_all_written_is_replaced(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "journal")
     journal.open("db")
     journal.start(0)
@@ -261,7 +261,9 @@ def test_a_segment_whose_rows_are_all_written_is_emptied(tmp_path: Path) -> None
     journal.written(399)
     assert segment.stat().st_size > 64 << 10  # one row is still to be written: kept
     journal.written(400)
-    assert segment.stat().st_size == 0
+    assert not segment.exists()
+    (fresh,) = (tmp_path / "journal").glob("segment-*.jsonl")
+    assert (fresh.name, fresh.stat().st_size) == ("segment-000000000401.jsonl", 0)
     journal.append([journal_row(401)], lambda item: None)
     journal.close()
     again = Journal(tmp_path / "journal")

@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 META = "journal.json"
 LOCK = "journal.lock"
 _SEGMENT = "segment-{:012d}.jsonl"
-#: Size past which a segment whose entries are all in the database is emptied.
+#: Size past which a segment whose entries are all in the database is replaced by a new one.
 _EMPTY_AT = 64 << 10
 
 
@@ -273,20 +273,23 @@ class Journal:
 
     def written(self, seq: int) -> None:
         """Entries up to ``seq`` are in the database: delete the segments holding only those;
-        when every entry is, empty the current segment too (a full disk frees up, and a
-        crash leaves nothing to replay)."""
+        when every entry is and the current segment has grown, start a new one and delete it
+        too (a full disk frees up, and a crash leaves nothing to replay). Files are deleted
+        outside the lock, so appends never wait for the file system to free their pages."""
+        stale: list[Path] = []
         with self._lock:
             while len(self._segments) > 1 and self._segments[1][0] <= seq + 1:
-                _, path = self._segments.pop(0)
-                path.unlink(missing_ok=True)
+                stale.append(self._segments.pop(0)[1])
             if seq >= self._seq and self._size >= _EMPTY_AT and self._fd is not None:
-                while len(self._segments) > 1:
-                    self._segments.pop(0)[1].unlink(missing_ok=True)
                 try:
-                    os.ftruncate(self._fd, 0)
-                    self._size = 0
-                except OSError as exc:
-                    logger.error("journal: emptying %s: %s", self._segments[-1][1], exc.strerror)
+                    self._new_segment()
+                except JournalError as exc:
+                    logger.error("journal: %s (the written one is kept)", exc)
+                else:
+                    stale.extend(path for _, path in self._segments[:-1])
+                    del self._segments[:-1]
+        for path in stale:
+            path.unlink(missing_ok=True)
 
     @property
     def last_seq(self) -> int:
