@@ -110,8 +110,12 @@ class Journal:
             ) from None
         os.ftruncate(self._lock_fd, 0)
         os.write(self._lock_fd, f"{os.getpid()}\n".encode())
-        meta = self._read_meta()
-        entries = list(self._read_segments())
+        try:
+            meta = self._read_meta()
+            entries = list(self._read_segments())
+        except JournalError:
+            self.close()  # releases the folder
+            raise
         if entries and meta.get("database") not in (None, database):
             self.close()
             raise JournalError(

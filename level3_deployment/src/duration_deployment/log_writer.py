@@ -105,10 +105,10 @@ class LogWriter:
                 with self._engine().connect() as connection:
                     checkpoint = read_checkpoint(connection, self.journal.journal_id)
                 self._replay([(e.seq, e.row) for e in entries if e.seq > checkpoint])
+                self.journal.start(checkpoint)
             except Exception:
-                self.journal.close()
+                self.journal.close()  # the folder's lock too: nothing holds it for nothing
                 raise
-            self.journal.start(checkpoint)
             if self.replayed:
                 logger.warning(
                     "prediction log: wrote %d journalled rows a crash had left", self.replayed
