@@ -383,6 +383,8 @@ def test_no_answered_prediction_is_lost_when_the_router_is_killed(
     finally:
         if load.poll() is None:
             load.kill()
+        if router.process is not None and router.process.poll() is None:
+            router.kill()  # the test failed before its kill: no router outlives it
     answered = [json.loads(line) for line in answered_file.read_text().splitlines()]
     assert len(answered) >= 1_500
     router.start()  # the same folder: its journal is replayed into the log
