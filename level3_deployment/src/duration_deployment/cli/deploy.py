@@ -338,7 +338,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
             print(f"duration-deploy db {args.action}: {args.database}: {reason}", file=sys.stderr)
             return 1
-        print(json.dumps(db_result, indent=2)) if args.json else show_db(db_result)
+        if args.json:
+            print(json.dumps(db_result, indent=2))
+        else:
+            show_db(db_result)
         return 0
     token = os.environ.get("DURATION_ROUTER_TOKEN")
     with RouterClient(args.url, token, timeout=args.timeout) as client:
