@@ -197,5 +197,12 @@ def test_duration_deploy_db_current_and_upgrade(
     assert deploy_main(["db", "current", "--database", url]) == 0
     assert "at 0004 (the newest)" in capsys.readouterr().out
     assert revision_of(url) == "0004"
-    assert deploy_main(["db", "current", "--database", f"sqlite:///{tmp_path}/no/such.db"]) == 1
+    typo = tmp_path / "typo.db"
+    assert deploy_main(["db", "current", "--database", f"sqlite:///{typo}"]) == 1
+    assert capsys.readouterr().err == (
+        f"duration-deploy db current: sqlite:///{typo}: no such SQLite file\n"
+    )
+    assert not typo.exists()  # `current` created nothing
+    missing = f"sqlite:///{tmp_path}/no/such.db"
+    assert deploy_main(["db", "upgrade", "--database", missing]) == 1
     assert "unable to open database file" in capsys.readouterr().err

@@ -6,7 +6,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+from pathlib import Path
 from typing import Any
+
+from sqlalchemy.engine import make_url
 
 from duration_deployment.config import DEFAULT_LOG_URL, ENV_PREFIX
 from duration_deployment.log_migrations import SchemaState, schema_state, upgrade
@@ -28,10 +31,19 @@ def run_db(args: argparse.Namespace) -> dict[str, Any]:
     """Read or upgrade the schema; the state before (``upgrade``) or now (``current``).
 
     Raises:
+        FileNotFoundError: ``current`` of a SQLite file that does not exist.
         SchemaError: The database is at a revision this code does not know, or a migration
             refused its data.
         sqlalchemy.exc.SQLAlchemyError: It cannot be reached, or refused a change.
     """
+    url = make_url(args.database)
+    if (
+        args.action == "current"
+        and url.get_backend_name() == "sqlite"
+        and url.database not in (None, "", ":memory:")
+        and not Path(url.database).exists()
+    ):  # connecting would create it: `current` changes nothing
+        raise FileNotFoundError(f"{args.database}: no such SQLite file")
     engine = make_engine(args.database)
     try:
         state: SchemaState = upgrade(engine) if args.action == "upgrade" else schema_state(engine)

@@ -334,7 +334,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verb == "db":  # the database itself, not the router
         try:
             db_result = run_db(args)
-        except (SQLAlchemyError, SchemaError) as exc:
+        except (SchemaError, FileNotFoundError) as exc:  # their messages name the database
+            print(f"duration-deploy db {args.action}: {exc}", file=sys.stderr)
+            return 1
+        except SQLAlchemyError as exc:
             reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
             print(f"duration-deploy db {args.action}: {args.database}: {reason}", file=sys.stderr)
             return 1
