@@ -233,9 +233,10 @@ class Journal:
             if self._torn:
                 self._cut_back()
             first = self._seq + 1
+            # NaN is written as NaN (Python's json reads it back): a row the database would
+            # take must never fail here.
             data = b"".join(
-                json.dumps([first + i, row], separators=(",", ":"), allow_nan=False).encode()
-                + b"\n"
+                json.dumps([first + i, row], separators=(",", ":")).encode() + b"\n"
                 for i, row in enumerate(rows)
             )
             try:
