@@ -29,7 +29,6 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 from mlflow.store.artifact.models_artifact_repo import REGISTERED_MODEL_META_FILE_NAME
 from mlflow.tracking import MlflowClient
-from mlflow.utils.credentials import get_default_host_creds
 from mlflow.utils.yaml_utils import write_yaml
 
 from duration_core import DurationCoreError
@@ -41,6 +40,7 @@ from duration_deployment.errors import (
     RegistryRefusedError,
     RegistryUnavailableError,
 )
+from duration_deployment.registry_refusals import NEEDS_EDIT, NEEDS_MANAGE, NEEDS_READ, refusal
 from duration_training import packaging
 from duration_training.pipeline import PROFILE_ARTIFACT
 from duration_training.tracking import (
@@ -54,14 +54,6 @@ from duration_training.tracking import (
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-#: MLflow's error codes for an HTTP 401 and 403 (``mlflow.utils.rest_utils.get_error_code``).
-_REFUSED = {"UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403}
-#: What each call needs on a server that runs MLflow's basic-auth app (level 3's README,
-#: "An authenticated registry"; measured on MLflow 3.17).
-NEEDS_READ = "READ on the registered model and on the experiment of its runs"
-NEEDS_EDIT = "EDIT on the registered model"
-NEEDS_MANAGE = "MANAGE on the registered model (MLflow gates deleting an alias on it)"
 
 #: What a deployment may name, as a JSON-Schema (ECMA) pattern: ``models:/NAME@ALIAS``,
 #: ``models:/NAME/VERSION`` (names as MLflow allows them) or a bare version number.
@@ -234,50 +226,14 @@ class Registry:
                     f"the model registry {self.uri} does not exist: run duration-pipeline first"
                 )
 
-    def who(self) -> str:
-        """Whose credentials MLflow sends to the registry (MLflow reads them from
-        ``MLFLOW_TRACKING_USERNAME``/``_PASSWORD`` or ``MLFLOW_TRACKING_TOKEN``), for messages;
-        never the secret itself."""
-        creds = get_default_host_creds(self.uri)  # type: ignore[no-untyped-call]
-        if creds.username:
-            return f"user {creds.username!r}"
-        if creds.token:
-            return "the token of MLFLOW_TRACKING_TOKEN"
-        return "no credentials (MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD are unset)"
-
-    def refusal(self, what: str, exc: Exception, needs: str) -> RegistryRefusedError | None:
-        """The 503 for an MLflow error that is a refusal (HTTP 401 or 403), else None.
-
-        Args:
-            what: What the router was doing (``cannot resolve models:/...``).
-            exc: An ``MlflowException`` (REST calls) or a ``requests`` ``HTTPError`` (artifact
-                downloads).
-            needs: The permission the call needs, named in a 403's message.
-        """
-        status = _REFUSED.get(str(getattr(exc, "error_code", "")))
-        response = getattr(exc, "response", None)
-        if status is None and getattr(response, "status_code", None) in (401, 403):
-            status = response.status_code  # type: ignore[union-attr]
-        if status == 401:
-            return RegistryRefusedError(
-                f"{what}: the model registry {self.uri} refused the credentials of "
-                f"{self.who()} (HTTP 401: unknown user or wrong password)"
-            )
-        if status == 403:
-            return RegistryRefusedError(
-                f"{what}: the model registry {self.uri} denied {self.who()} permission "
-                f"(HTTP 403): this needs {needs}"
-            )
-        return None
-
     def _call(self, what: str, call: Callable[[], T], needs: str = NEEDS_READ) -> T:
         """Run an MLflow call; a registry that is down becomes a 503 naming its URI, one that
-        refuses the credentials a 503 naming the user (:meth:`refusal`)."""
+        refuses the credentials a 503 naming the user (:func:`.registry_refusals.refusal`)."""
         self.check_available()
         try:
             return call()
         except MlflowException as exc:
-            if refused := self.refusal(what, exc, needs):
+            if refused := refusal(self.uri, what, exc, needs):
                 raise refused from None
             code = getattr(exc, "error_code", "")
             if code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
@@ -287,7 +243,7 @@ class Registry:
                 f"{what}: the model registry {self.uri} failed: {exc.message}"
             ) from None
         except OSError as exc:  # requests' ConnectionError and HTTPError are OSErrors
-            if refused := self.refusal(what, exc, needs):
+            if refused := refusal(self.uri, what, exc, needs):
                 raise refused from None
             raise RegistryUnavailableError(
                 f"{what}: the model registry {self.uri} is not reachable ({exc})"
@@ -340,7 +296,7 @@ class Registry:
         except MlflowException as exc:
             if getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
                 return {}
-            if refused := self.refusal("cannot read the aliases", exc, NEEDS_READ):
+            if refused := refusal(self.uri, "cannot read the aliases", exc, NEEDS_READ):
                 raise refused from None
             raise RegistryUnavailableError(
                 f"the model registry {self.uri} failed: {exc.message}"
