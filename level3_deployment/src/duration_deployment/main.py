@@ -34,7 +34,7 @@ from duration_deployment.journal import JournalError
 from duration_deployment.manager import DeploymentManager
 from duration_deployment.metrics import RouterMetrics
 from duration_deployment.monitor_loop import ScheduledMonitor
-from duration_deployment.prediction_log import PredictionLog
+from duration_deployment.prediction_log import PredictionLog, database_error
 from duration_deployment.registry import Registry
 from duration_deployment.scoring import RouterScorer
 from duration_service.api.routes import mlflow_protocol, open_inference
@@ -154,7 +154,7 @@ def add_router_error_handlers(app: FastAPI, log: PredictionLog) -> None:
     async def log_unavailable(request: Request, exc: SQLAlchemyError) -> JSONResponse:
         tag_error(request, "log_unavailable")
         where = log.engine.url.render_as_string(hide_password=True) if log.engine else log.url
-        reason = str(getattr(exc, "orig", exc) or exc).splitlines()[0][:200]
+        reason = database_error(exc)[:200]
         logger.error("prediction log %s: %s", where, reason)
         detail = f"the prediction log database {where} is unavailable: {reason}"
         return JSONResponse(status_code=503, content={"detail": detail, "errors": []})

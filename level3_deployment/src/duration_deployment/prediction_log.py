@@ -52,6 +52,12 @@ FRAME_COLUMNS = (
 )
 
 
+def database_error(exc: SQLAlchemyError) -> str:
+    """The first line of what the database driver said (SQLAlchemy's wrapper and its SQL
+    left out): what a message about an unavailable log quotes."""
+    return str(getattr(exc, "orig", None) or exc).splitlines()[0]
+
+
 def make_engine(url: str) -> Engine:
     """A SQLAlchemy engine; SQLite files get WAL mode, ``synchronous=NORMAL`` and a 10 s busy
     timeout, so report queries and the writer do not block each other, and transactions that

@@ -24,6 +24,7 @@ from duration_deployment.cli.pipeline import train_and_deploy
 from duration_deployment.cli.render import print_history, print_report, print_table
 from duration_deployment.client import CallError, RouterClient
 from duration_deployment.log_migrations import SchemaError
+from duration_deployment.prediction_log import database_error
 from duration_deployment.replay import ReplayError, feedback_month, replay_month
 
 DEPLOY_EPILOG = """environment:
@@ -338,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"duration-deploy db {args.action}: {exc}", file=sys.stderr)
             return 1
         except SQLAlchemyError as exc:
-            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            reason = database_error(exc)
             print(f"duration-deploy db {args.action}: {args.database}: {reason}", file=sys.stderr)
             return 1
         if args.json:

@@ -102,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("; ".join(problems))
     logging.config.dictConfig(log_config(settings.log_level))
     from duration_deployment.main import create_app, prediction_log
+    from duration_deployment.prediction_log import database_error
 
     # Opened here, before uvicorn, so that a log the router cannot use (a newer schema, a
     # journal in use, a database down) stops it with one line instead of a traceback.
@@ -112,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"duration-router: {exc}", file=sys.stderr)
         return 1
     except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        reason = database_error(exc)
         print(f"duration-router: the prediction log {log.database}: {reason}", file=sys.stderr)
         return 1
 
